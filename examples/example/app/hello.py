@@ -1,0 +1,5 @@
+"""The example image's program: prove the venv works."""
+
+import sys
+
+print(f"hello from {sys.prefix}")
