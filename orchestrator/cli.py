@@ -15,12 +15,12 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from orchestrator import __version__, engine
+from orchestrator import __version__, engine, proxy
 from orchestrator.errors import ExitCode, HandledError
 from orchestrator.host import gather_facts
 from orchestrator.log import LogFormat, configure, get_logger
 from orchestrator.plan import plan_build, render_text
-from orchestrator.profiles import PROFILES_DIR_ENV, ProfileStore, json_schema
+from orchestrator.profiles import PROFILES_DIR_ENV, ProfileStore, ProxySettings, json_schema
 
 app = typer.Typer(
     name="orchestrate",
@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 profiles_app = typer.Typer(help="List, show, validate and describe build profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
+proxy_app = typer.Typer(help="Manage the caching PyPI proxy (proxpi).", no_args_is_help=True)
+app.add_typer(proxy_app, name="proxy")
 log = get_logger(__name__)
 
 
@@ -41,6 +43,10 @@ class _State:
 state = _State()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Take the proxy settings from this profile [default: built-in]."),
+]
 
 
 def _version(value: bool) -> None:
@@ -156,6 +162,75 @@ def profiles_validate(
 def profiles_schema() -> None:
     """Print the JSON Schema of profile files, for YAML editors."""
     _print_json(json_schema())
+
+
+def _proxy_settings(profile: str | None) -> ProxySettings:
+    return _store().resolve(profile).profile.proxy if profile else ProxySettings()
+
+
+def _print_status(found: proxy.ProxyStatus, as_json: bool) -> None:
+    if as_json:
+        _print_json(found.as_dict())
+        return
+    for key, value in found.as_dict().items():
+        typer.echo(f"{key + ':':<14}{'' if value is None else value}")
+
+
+@proxy_app.command("up")
+def proxy_up(profile: ProfileOption = None, as_json: JsonFlag = False) -> None:
+    """Find, start or create the proxy and wait until it serves."""
+    engine.ensure_engine()
+    _print_status(proxy.ensure(_proxy_settings(profile)), as_json)
+
+
+@proxy_app.command("status")
+def proxy_status(profile: ProfileOption = None, as_json: JsonFlag = False) -> None:
+    """Report the proxy's state and whether it serves; exit 5 when it does not."""
+    settings = _proxy_settings(profile)
+    if not settings.url:
+        engine.ensure_engine()
+    found = proxy.status(settings)
+    _print_status(found, as_json)
+    if not found.healthy:
+        raise typer.Exit(ExitCode.PROXY_UNAVAILABLE)
+
+
+@proxy_app.command("down")
+def proxy_down(
+    profile: ProfileOption = None,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also remove the cache volume and our network.")
+    ] = False,
+) -> None:
+    """Stop and remove the proxy container (the cache volume stays unless --purge)."""
+    engine.ensure_engine()
+    for line in proxy.down(_proxy_settings(profile), purge=purge) or ["nothing to remove"]:
+        typer.echo(line)
+
+
+@proxy_app.command("logs")
+def proxy_logs(
+    profile: ProfileOption = None,
+    tail: Annotated[int | None, typer.Option("--tail", help="Only the last N lines.")] = None,
+) -> None:
+    """Print the proxy container's logs."""
+    engine.ensure_engine()
+    typer.echo(proxy.logs(_proxy_settings(profile), tail=tail), nl=False)
+
+
+@proxy_app.command("image")
+def proxy_image(
+    profile: ProfileOption = None,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="Base for a local build of the image.")
+    ] = None,
+) -> None:
+    """Make the proxy image available: present, pulled, or built locally."""
+    engine.ensure_engine()
+    settings = _proxy_settings(profile)
+    if base_image:
+        settings = settings.model_copy(update={"base_image": base_image})
+    typer.echo(proxy.ensure_image(settings))
 
 
 def main() -> None:

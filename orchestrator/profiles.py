@@ -36,6 +36,104 @@ def _scalar_to_str(value: object) -> object:
 
 ArgValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 
+DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _mode_shorthand(value: object) -> object:
+    """Allow ``proxy: off`` (YAML reads it as False) and ``proxy: require``."""
+    if value is False:
+        return {"mode": "off"}
+    if isinstance(value, str):
+        return {"mode": value}
+    return value
+
+
+class ProxySettings(BaseModel):
+    """The caching PyPI proxy (proxpi) that builds get their packages through."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["auto", "require", "off"] = Field(
+        "auto",
+        description="auto: use the proxy when it can serve, else fall back to cache mounts; "
+        "require: fail when it cannot; off: never use it.",
+    )
+    url: str | None = Field(
+        None,
+        description="An external shared proxy's index URL, used as given; "
+        "no container is managed then.",
+    )
+    name: str = Field("orchestrator-proxpi", description="Container name of the managed proxy.")
+    network: str = Field(
+        "orchestrator", description="User-defined Docker network the proxy joins (created if missing)."
+    )
+    bind: str = Field(
+        "127.0.0.1",
+        description="Host address the port is published on. Anything but loopback shares "
+        "the cache with the network.",
+    )
+    port: int = Field(5000, ge=1, le=65535, description="Host port published for the proxy.")
+    image: str = Field(
+        "epicwink/proxpi:v1.3.1",
+        description="Image to run; when absent and not pullable, orchestrator builds its own.",
+    )
+    base_image: str = Field(
+        "python:3.12-slim", description="Base image for building the proxy image locally."
+    )
+    cache_volume: str = Field(
+        "orchestrator-proxpi-cache", description="Named volume holding the package cache."
+    )
+    cache_size: int = Field(
+        20 * 1024**3, ge=0, description="Bytes of package files the proxy keeps (LFU eviction)."
+    )
+    index: str = Field(
+        "https://pypi.org/simple/", description="Upstream index the proxy mirrors."
+    )
+    index_ttl: int = Field(1800, ge=0, description="Seconds an upstream index page is cached.")
+    extra_indexes: tuple[str, ...] = Field(
+        (),
+        description="Further upstream indexes (private ones belong here, never as a pip "
+        "extra-index-url inside builds).",
+    )
+    extra_index_ttl: int = Field(180, ge=0, description="Seconds extra indexes' pages are cached.")
+    download_timeout: float = Field(
+        900,
+        gt=0,
+        description="Seconds the proxy waits for a cold file before redirecting the client "
+        "upstream; high, so builds never need the upstream themselves.",
+    )
+    ca_bundle: Literal["auto", "off"] | Path = Field(
+        "auto",
+        description="CA bundle the proxy trusts for upstream HTTPS: auto (the host's bundle, "
+        "when present), off, or a path.",
+    )
+    health_project: str = Field(
+        "pip", description="Project whose index page the readiness check fetches."
+    )
+    startup_timeout: float = Field(
+        30, gt=0, description="Seconds to wait for a started proxy to become ready."
+    )
+
+    @property
+    def host_url(self) -> str:
+        return self.url or f"http://{_url_host(self.bind)}:{self.port}/index/"
+
+    def ca_bundle_path(self) -> Path | None:
+        if self.ca_bundle == "off":
+            return None
+        if self.ca_bundle == "auto":
+            return DEFAULT_CA_BUNDLE if DEFAULT_CA_BUNDLE.is_file() else None
+        return Path(self.ca_bundle)
+
+
+def _url_host(bind: str) -> str:
+    """A wildcard bind is reached through loopback; an IPv6 literal needs brackets."""
+    if bind in ("0.0.0.0", ""):  # noqa: S104 - reading, not binding
+        return "127.0.0.1"
+    if bind == "::":
+        return "[::1]"
+    return f"[{bind}]" if ":" in bind else bind
+
 
 class Profile(BaseModel):
     """One build, described once and reused by `orchestrate build` and `orchestrate bake`."""
@@ -68,6 +166,11 @@ class Profile(BaseModel):
     )
     progress: Literal["auto", "plain", "tty", "quiet"] = Field(
         "auto", description="How BuildKit reports progress."
+    )
+    proxy: Annotated[ProxySettings, BeforeValidator(_mode_shorthand)] = Field(
+        default_factory=ProxySettings,
+        description="The caching PyPI proxy; `proxy: off` or `proxy: require` is a shorthand "
+        "for its mode.",
     )
 
     @property
@@ -169,15 +272,21 @@ def _read_layer(path: Path) -> _Layer:
         data = {}
     if not isinstance(data, dict):
         raise BadInput(f"{path}: a profile must be a mapping of keys to values")
-    return _Layer(path, _absolutize(data, path.parent), node)
+    return _Layer(path, _normalize(data, path.parent), node)
 
 
-def _absolutize(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Resolve paths against the file that wrote them, before layers are merged."""
+def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Before layers merge: expand shorthands, and resolve paths against their own file."""
     out = dict(data)
+    if "proxy" in out:
+        out["proxy"] = _mode_shorthand(out["proxy"])
     context = out.get("context")
     if isinstance(context, str):
         out["context"] = str((base / context).resolve())
+    proxy = out.get("proxy")
+    if isinstance(proxy, dict) and isinstance(proxy.get("ca_bundle"), str):
+        if proxy["ca_bundle"] not in ("auto", "off"):
+            out["proxy"] = {**proxy, "ca_bundle": str((base / proxy["ca_bundle"]).resolve())}
     return out
 
 
