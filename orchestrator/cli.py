@@ -16,10 +16,10 @@ import typer
 import yaml
 
 from orchestrator import __version__, engine, proxy
+from orchestrator import build as builds
 from orchestrator.errors import ExitCode, HandledError
-from orchestrator.host import gather_facts
 from orchestrator.log import LogFormat, configure, get_logger
-from orchestrator.plan import plan_build, render_text
+from orchestrator.plan import BuildOptions, render_text
 from orchestrator.profiles import PROFILES_DIR_ENV, ProfileStore, ProxySettings, json_schema
 
 app = typer.Typer(
@@ -29,7 +29,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-profiles_app = typer.Typer(help="List, show, validate and describe build profiles.", no_args_is_help=True)
+profiles_app = typer.Typer(
+    help="List, show, validate and describe build profiles.", no_args_is_help=True
+)
 app.add_typer(profiles_app, name="profiles")
 proxy_app = typer.Typer(help="Manage the caching PyPI proxy (proxpi).", no_args_is_help=True)
 app.add_typer(proxy_app, name="proxy")
@@ -45,7 +47,9 @@ state = _State()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ProfileOption = Annotated[
     str | None,
-    typer.Option("--profile", "-p", help="Take the proxy settings from this profile [default: built-in]."),
+    typer.Option(
+        "--profile", "-p", help="Take the proxy settings from this profile [default: built-in]."
+    ),
 ]
 
 
@@ -67,7 +71,9 @@ def _main(
     ] = None,
     log_format: Annotated[
         str,
-        typer.Option("--log-format", help="auto (console on a terminal, else json), console or json."),
+        typer.Option(
+            "--log-format", help="auto (console on a terminal, else json), console or json."
+        ),
     ] = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
     version: Annotated[
@@ -95,18 +101,25 @@ def build(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and the docker command; run nothing.")
     ] = False,
+    no_proxy: Annotated[
+        bool, typer.Option("--no-proxy", help="Skip the proxy: use locked cache mounts.")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Rebuild every RUN step but keep the package cache.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Build the image a profile describes."""
-    resolved = _store().resolve(profile)
-    plan = plan_build(resolved, gather_facts())
+    """Build the image a profile describes, through the proxy or with cache mounts."""
+    if not dry_run:
+        engine.ensure_engine()
+    options = BuildOptions(no_proxy=no_proxy, fresh=fresh)
+    plan = builds.plan_for(_store(), profile, options, dry_run=dry_run)
     if dry_run:
         _print_json(plan.as_dict()) if as_json else typer.echo(render_text(plan))
         return
-    engine.ensure_engine()
-    log.info("build", profile=plan.profile, tags=list(plan.tags))
-    engine.run_streaming(plan.argv)
-    log.info("built", profile=plan.profile, tags=list(plan.tags))
+    log.info("build", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
+    builds.execute(plan)
+    log.info("built", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
 
 
 @profiles_app.command("list")
@@ -142,7 +155,9 @@ def profiles_show(
 
 @profiles_app.command("validate")
 def profiles_validate(
-    names: Annotated[list[str] | None, typer.Argument(help="Profiles to check [default: all].")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Profiles to check [default: all].")
+    ] = None,
 ) -> None:
     """Check profiles; exit 2 if any is invalid, with one line for each problem."""
     store = _store()

@@ -7,7 +7,7 @@ carries the docker command line, so the entry point can print one useful line.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from python_on_whales import DockerClient
@@ -58,16 +58,18 @@ def ensure_engine() -> None:
         raise EngineUnavailable("the docker buildx plugin is missing (run scripts/setup)")
 
 
-def run_streaming(argv: Sequence[str]) -> None:
+def run_streaming(argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
     """Run a docker command with its output going straight to the user's terminal.
 
     ``argv`` starts with ``docker``; it is swapped for python-on-whales' configured
     client command so that the command printed by ``--dry-run`` is the command run.
+    ``env`` adds variables for the command alone (values that feed BuildKit secrets);
+    they are never logged.
     """
     full = [str(part) for part in (*client().client_config.docker_cmd, *argv[1:])]
     log.info("running", command=shlex.join(full))
     try:
-        run(full, capture_stdout=False, capture_stderr=False)
+        run(full, capture_stdout=False, capture_stderr=False, env=dict(env or {}))
     except DockerException as exc:
         raise BuildFailed(
             f"docker exited with status {exc.return_code}: {shlex.join(full)}"

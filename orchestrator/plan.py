@@ -1,21 +1,37 @@
-"""Planning: a resolved profile plus facts about the host become one frozen plan.
+"""Planning: a resolved profile, its parsed Dockerfile and facts about the host become one plan.
 
-Nothing here touches the engine, the network or the file system beyond what the facts
-already hold, so every decision can be unit-tested and shown by ``--dry-run`` exactly as
-it will be carried out. Each step returns the arguments it adds and the decisions behind
-them, with a reason a person can check.
+Nothing here touches the engine, the network or the file system, so every decision can
+be unit-tested and shown by ``--dry-run`` exactly as it will be carried out. Each step
+adds arguments and records the decision behind them, with a reason a person can check.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from orchestrator.profiles import ResolvedProfile
+from orchestrator.dockerfile import ParsedDockerfile, RunStep, RunWiring, expand, render
+from orchestrator.errors import BadInput, ProxyUnavailable
+from orchestrator.profiles import BuildUser, Profile, ResolvedProfile
 
 PROFILE_LABEL = "io.orchestrator.profile"
+ENV_SECRET = "orchestrator-env"
+CA_SECRET = "orchestrator-ca"
+ENV_VARIABLE = "ORCHESTRATE_BUILD_ENV"
+FRESH_ARG = "ORCHESTRATE_FRESH"
+CACHE_ROOT = "/var/cache/orchestrator"
+PROXY_CONTAINER_PORT = 5000
+USER_ARGS = ("USER_NAME", "USER_ID", "GROUP_ID")
+FALLBACK_UID = 1000
+
+Mode = Literal["proxy", "cache-mount", "off"]
 
 
 @dataclass(frozen=True)
@@ -28,12 +44,35 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class ProxyFacts:
+    """What the planner needs to know about the proxy, gathered before planning."""
+
+    healthy: bool
+    reason: str
+    address: str | None = None  # the container's IP on its network, for container builders
+
+
+@dataclass(frozen=True)
 class HostFacts:
     """What the planner needs to know about the machine, gathered before planning."""
 
     uid: int = 0
     gid: int = 0
     user_name: str = "root"
+    ssh_auth_sock: str | None = None
+    env_names: frozenset[str] = frozenset()
+    builder_driver: str = "docker"
+    proxy: ProxyFacts | None = None
+    render_dir: Path = Path("/nonexistent")
+    fresh_token: str = "0"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Command-line choices that change a plan."""
+
+    no_proxy: bool = False
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,24 +81,42 @@ class BuildPlan:
 
     profile: str
     sources: tuple[Path, ...]
+    mode: Mode
     argv: tuple[str, ...]
     context: Path
     dockerfile: Path
     tags: tuple[str, ...]
-    decisions: tuple[Decision, ...] = field(default=())
+    decisions: tuple[Decision, ...]
+    index_url: str | None = None
+    build_env: Mapping[str, str] = field(default_factory=dict)
+    rendered_path: Path | None = None
+    rendered_text: str | None = None
+    prepare: tuple[tuple[str, ...], ...] = ()
 
     @property
     def command_line(self) -> str:
         return shlex.join(self.argv)
 
+    @property
+    def secret_env(self) -> dict[str, str]:
+        """Process environment the build needs: the build settings, fed to a secret."""
+        if not self.build_env:
+            return {}
+        return {ENV_VARIABLE: "".join(f"{k}={shlex.quote(v)}\n" for k, v in self.build_env.items())}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
             "sources": [str(s) for s in self.sources],
+            "mode": self.mode,
+            "index_url": redact(self.index_url or "") or None,
             "context": str(self.context),
             "dockerfile": str(self.dockerfile),
+            "rendered_dockerfile": str(self.rendered_path) if self.rendered_path else None,
             "tags": list(self.tags),
             "decisions": [asdict(d) for d in self.decisions],
+            "build_env": {k: redact(v) for k, v in self.build_env.items()},
+            "prepare": [list(p) for p in self.prepare],
             "argv": list(self.argv),
             "command": self.command_line,
         }
@@ -67,57 +124,321 @@ class BuildPlan:
 
 @dataclass
 class _Draft:
+    """The plan while it is being made."""
+
+    resolved: ResolvedProfile
+    parsed: ParsedDockerfile
+    facts: HostFacts
+    options: BuildOptions
     args: list[str] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    build_user: BuildUser | None = None
+    mode: Mode = "off"
+    index_url: str | None = None
+    prepare: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def profile(self) -> Profile:
+        return self.resolved.profile
 
     def decide(self, topic: str, choice: str, reason: str) -> None:
         self.decisions.append(Decision(topic, choice, reason))
 
 
-def plan_build(resolved: ResolvedProfile, facts: HostFacts) -> BuildPlan:
-    """Turn a profile and host facts into the exact `docker buildx build` to run."""
-    profile = resolved.profile
-    draft = _Draft()
-    _plan_source(draft, resolved)
-    _plan_args_and_labels(draft, resolved)
-    _plan_output(draft, resolved)
-    argv = ("docker", "buildx", "build", *draft.args, str(profile.context))
+def plan_build(
+    resolved: ResolvedProfile,
+    parsed: ParsedDockerfile,
+    facts: HostFacts,
+    options: BuildOptions | None = None,
+) -> BuildPlan:
+    """Turn a profile, its Dockerfile and host facts into the exact build to run."""
+    draft = _Draft(resolved, parsed, facts, options or BuildOptions())
+    for step in (
+        _plan_builder,
+        _plan_mode,
+        _plan_network,
+        _plan_index,
+        _plan_ca,
+        _plan_user,
+        _plan_ssh,
+        _plan_secrets,
+        _plan_output,
+    ):
+        step(draft)
+    rendered = _plan_rendering(draft)
+    return _finish(draft, rendered)
+
+
+def _finish(draft: _Draft, rendered: str | None) -> BuildPlan:
+    profile = draft.profile
+    rendered_path = None
+    if rendered is not None:
+        digest = hashlib.sha256(rendered.encode()).hexdigest()[:12]
+        rendered_path = draft.facts.render_dir / f"{draft.resolved.name}-{digest}.Dockerfile"
+    dockerfile = rendered_path or profile.dockerfile_path
+    head = ["docker", "buildx", "build", "--file", str(dockerfile)]
+    if profile.target:
+        head += ["--target", profile.target]
+    for key, value in {**draft.build_args, **profile.build_args}.items():
+        head += ["--build-arg", f"{key}={value}"]
+    if draft.env:
+        draft.args += ["--secret", f"id={ENV_SECRET},env={ENV_VARIABLE}"]
     return BuildPlan(
-        profile=resolved.name,
-        sources=resolved.sources,
-        argv=argv,
+        profile=draft.resolved.name,
+        sources=draft.resolved.sources,
+        mode=draft.mode,
+        argv=(*head, *draft.args, str(profile.context)),
         context=profile.context,
         dockerfile=profile.dockerfile_path,
         tags=profile.tags,
         decisions=tuple(draft.decisions),
+        index_url=draft.index_url,
+        build_env=dict(draft.env),
+        rendered_path=rendered_path,
+        rendered_text=rendered,
+        prepare=tuple(draft.prepare),
     )
 
 
-def _plan_source(draft: _Draft, resolved: ResolvedProfile) -> None:
-    profile = resolved.profile
-    draft.args += ["--file", str(profile.dockerfile_path)]
-    if profile.target:
-        draft.args += ["--target", profile.target]
+# --- where and how ----------------------------------------------------------------------
+
+
+def _plan_builder(draft: _Draft) -> None:
+    profile = draft.profile
     if profile.builder:
         draft.args += ["--builder", profile.builder]
-        draft.decide("builder", profile.builder, "named by the profile")
-    else:
-        draft.decide("builder", "current", "the profile names none; buildx uses its current one")
+    driver = draft.facts.builder_driver
+    draft.decide(
+        "builder",
+        f"{profile.builder or 'current'} ({driver} driver)",
+        "named by the profile" if profile.builder else "buildx's current builder",
+    )
     if profile.progress != "auto":
         draft.args += ["--progress", profile.progress]
 
 
-def _plan_args_and_labels(draft: _Draft, resolved: ResolvedProfile) -> None:
-    profile = resolved.profile
-    for key, value in profile.build_args.items():
-        draft.args += ["--build-arg", f"{key}={value}"]
-    labels = {**profile.labels, PROFILE_LABEL: resolved.name}
+def _plan_mode(draft: _Draft) -> None:
+    settings = draft.profile.proxy
+    proxy = draft.facts.proxy
+    if settings.mode == "off":
+        draft.mode = "off"
+        draft.decide("mode", "off", "the profile sets proxy: off; package installs are not wired")
+    elif draft.options.no_proxy:
+        if settings.mode == "require":
+            raise BadInput(
+                f"{draft.resolved.sources[0]}: field 'proxy.mode' is require, "
+                "which --no-proxy contradicts"
+            )
+        draft.mode = "cache-mount"
+        draft.decide("mode", "cache-mount", "--no-proxy forces the fallback")
+    elif proxy is not None and proxy.healthy:
+        draft.mode = "proxy"
+        draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
+    else:
+        why = proxy.reason if proxy else "the proxy was not checked"
+        if settings.mode == "require":
+            raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
+        draft.mode = "cache-mount"
+        draft.decide(
+            "mode",
+            "cache-mount",
+            f"the proxy cannot serve ({why}); "
+            "locked BuildKit cache mounts keep packages from being downloaded twice",
+        )
+
+
+def _proxy_url(draft: _Draft) -> str:
+    """The proxy's index URL as a RUN step sees it, which depends on the builder."""
+    settings = draft.profile.proxy
+    if settings.url:
+        draft.decide("proxy address", settings.url, "an external proxy, used as given")
+        return settings.url
+    if draft.facts.builder_driver == "docker":
+        draft.decide(
+            "proxy address",
+            settings.host_url,
+            "the docker driver cannot join a custom network (moby/buildkit#978); "
+            "with host networking the loopback-published port is reachable",
+        )
+        return settings.host_url
+    address = draft.facts.proxy.address if draft.facts.proxy else None
+    if address is None:
+        raise ProxyUnavailable(
+            f"the proxy has no address on network '{settings.network}' "
+            "for a container builder to use"
+        )
+    url = f"http://{address}:{PROXY_CONTAINER_PORT}/index/"
+    draft.decide(
+        "proxy address",
+        url,
+        "container names do not resolve inside RUN steps of a "
+        "container builder (docker/buildx#2306); its IP on the shared network does",
+    )
+    _plan_container_builder(draft)
+    return url
+
+
+def _plan_container_builder(draft: _Draft) -> None:
+    network = draft.profile.proxy.network
+    name = draft.profile.builder or "orchestrator"
+    draft.prepare.append(
+        (
+            "docker",
+            "buildx",
+            "create",
+            "--name",
+            name,
+            "--driver",
+            "docker-container",
+            "--driver-opt",
+            f"network={network}",
+        )
+    )
+    draft.decide(
+        "builder network",
+        network,
+        "the builder must be created on the proxy's network; create it once as shown",
+    )
+
+
+def _plan_index(draft: _Draft) -> None:
+    settings = draft.profile.proxy
+    if draft.mode == "off":
+        return
+    url = _proxy_url(draft) if draft.mode == "proxy" else settings.index
+    draft.index_url = url
+    host = urlsplit(url).netloc.rpartition("@")[2]
+    draft.env.update({"PIP_INDEX_URL": url, "UV_DEFAULT_INDEX": url, "UV_INDEX_URL": url})
+    if url.startswith("http://"):
+        draft.env.update({"PIP_TRUSTED_HOST": host.rsplit(":", 1)[0], "UV_INSECURE_HOST": host})
+    if draft.mode == "proxy":
+        draft.env["PIP_CONFIG_FILE"] = "/dev/null"
+        draft.decide(
+            "package index",
+            redact(url),
+            "pip and uv use only the proxy; pip config "
+            "files are ignored so no extra-index-url can bypass it (pip gives indexes "
+            "no priority)",
+        )
+    else:
+        draft.decide("package index", redact(url), "the proxy's upstream, reached directly")
+
+
+def _plan_network(draft: _Draft) -> None:
+    choice = draft.profile.network
+    if draft.facts.builder_driver != "docker":
+        draft.decide(
+            "network", "builder's", "a container builder's network is set when it is created"
+        )
+        return
+    if choice == "auto":
+        url = _probable_index(draft)
+        choice = "host" if url and _is_loopback(url) else "default"
+        reason = (
+            f"{redact(url or '')} is on this machine's loopback"
+            if choice == "host"
+            else "the index is reachable through the default bridge"
+        )
+    else:
+        reason = "set by the profile"
+    if choice == "host":
+        draft.args += ["--network", "host"]
+    draft.decide("network", choice, reason)
+
+
+def _probable_index(draft: _Draft) -> str | None:
+    settings = draft.profile.proxy
+    if draft.mode == "proxy":
+        return settings.url or settings.host_url
+    return settings.index if draft.mode == "cache-mount" else None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- what the build gets ------------------------------------------------------------------
+
+
+def _plan_ca(draft: _Draft) -> None:
+    path = draft.profile.ca_bundle_path()
+    if path is None:
+        draft.decide("CA bundle", "none", "off, or no host bundle found")
+        return
+    draft.args += ["--secret", f"id={CA_SECRET},src={path}"]
+    target = f"/run/secrets/{CA_SECRET}"
+    for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        draft.env[name] = target
+    draft.decide("CA bundle", str(path), "mounted into RUN steps as a secret, never a layer")
+
+
+def _plan_user(draft: _Draft) -> None:
+    setting = draft.profile.user
+    if setting == "off":
+        draft.decide("build user", "off", "the profile sets user: off")
+        return
+    if setting == "host":
+        facts = draft.facts
+        if facts.uid == 0:
+            user = BuildUser(name="builder", uid=FALLBACK_UID, gid=FALLBACK_UID)
+            reason = "the host user is root; a root build user would defeat a non-root image"
+        else:
+            user = BuildUser(name=facts.user_name, uid=facts.uid, gid=facts.gid)
+            reason = "the invoking user, so files in mounted volumes keep their owner"
+    else:
+        user, reason = setting, "given by the profile"
+    draft.build_user = user
+    values = dict(zip(USER_ARGS, (user.name, str(user.uid), str(user.gid)), strict=True))
+    declared = [name for name in USER_ARGS if draft.parsed.declares(name)]
+    draft.build_args.update({name: values[name] for name in declared})
+    passed = ", ".join(f"{n}={values[n]}" for n in declared) or "none declared by the Dockerfile"
+    draft.decide("build user", passed, reason)
+
+
+def _plan_ssh(draft: _Draft) -> None:
+    if not draft.profile.ssh:
+        return
+    sock = draft.facts.ssh_auth_sock
+    if not sock:
+        raise BadInput(
+            f"{draft.resolved.sources[0]}: field 'ssh' is true but no ssh-agent "
+            "socket was found: start one (eval $(ssh-agent); ssh-add) so "
+            "SSH_AUTH_SOCK is set"
+        )
+    draft.args += ["--ssh", f"default={sock}"]
+    draft.decide(
+        "ssh", f"default={sock}", "the profile forwards the ssh-agent; keys stay on the host"
+    )
+
+
+def _plan_secrets(draft: _Draft) -> None:
+    for key, secret in draft.profile.secrets.items():
+        if secret.env is not None:
+            if secret.env not in draft.facts.env_names:
+                raise BadInput(
+                    f"{draft.resolved.sources[0]}: field 'secrets.{key}.env': "
+                    f"environment variable {secret.env} is not set"
+                )
+            draft.args += ["--secret", f"id={key},env={secret.env}"]
+        else:
+            draft.args += ["--secret", f"id={key},src={secret.file}"]
+    if draft.profile.secrets:
+        draft.decide("secrets", ", ".join(draft.profile.secrets), "passed as BuildKit secrets")
+
+
+def _plan_output(draft: _Draft) -> None:
+    profile = draft.profile
+    labels = {**profile.labels, PROFILE_LABEL: draft.resolved.name}
     for key, value in labels.items():
         draft.args += ["--label", f"{key}={value}"]
-
-
-def _plan_output(draft: _Draft, resolved: ResolvedProfile) -> None:
-    profile = resolved.profile
     for tag in profile.tags:
         draft.args += ["--tag", tag]
     if profile.platforms:
@@ -130,19 +451,156 @@ def _plan_output(draft: _Draft, resolved: ResolvedProfile) -> None:
         )
         return
     draft.args.append("--load")
-    draft.decide("output", "load into the engine", "so `docker run` and `docker image inspect` see it")
+    draft.decide(
+        "output", "load into the engine", "so `docker run` and `docker image inspect` see it"
+    )
+
+
+# --- the rendered Dockerfile ----------------------------------------------------------------
+
+
+def _plan_rendering(draft: _Draft) -> str | None:
+    """Render a build-time copy when RUN steps need mounts or settings, else build as is."""
+    after_from: list[str] = []
+    if draft.options.fresh:
+        after_from.append(f"ARG {FRESH_ARG}")
+        draft.build_args[FRESH_ARG] = draft.facts.fresh_token
+        draft.decide(
+            "fresh",
+            "every RUN step rebuilt",
+            f"a new {FRESH_ARG} per build; plain --no-cache would also empty the cache "
+            "mounts (moby/buildkit#2447), and so would --no-cache-filter on BuildKit 0.8",
+        )
+    wiring = {run.line: w for run in draft.parsed.runs if (w := _wire_run(draft, run))}
+    if not wiring and not after_from:
+        draft.decide("Dockerfile", "used as is", "no RUN step needs wiring")
+        return None
+    draft.decide(
+        "Dockerfile",
+        f"rendered copy ({len(wiring)} RUN steps wired)",
+        "mount values must be literals (moby/buildkit#1173, uid=${VAR} does not parse); "
+        "the user's file is never modified",
+    )
+    return render(draft.parsed, wiring, after_from)
+
+
+def _wire_run(draft: _Draft, run: RunStep) -> RunWiring | None:
+    if run.exec_form:
+        if draft.env:
+            draft.decide(
+                f"RUN line {run.line}",
+                "not wired",
+                "an exec-form RUN has no shell to load settings; write it in shell form",
+            )
+        return None
+    flags = tuple(_ssh_uid(flag, draft, run) for flag in run.flags)
+    mounts: list[str] = []
+    prefix = ""
+    if draft.env:
+        mounts.append(f"--mount=type=secret,id={ENV_SECRET},mode=0444")
+        if "PIP_CERT" in draft.env:
+            mounts.append(f"--mount=type=secret,id={CA_SECRET},mode=0444")
+        prefix = f"set -a; . /run/secrets/{ENV_SECRET}; set +a; "
+    if draft.mode == "cache-mount" and run.installs_packages:
+        cache_mounts, cache_prefix = _cache_mounts(draft, run)
+        mounts += cache_mounts
+        prefix += cache_prefix
+    if flags == run.flags and not mounts:
+        return None
+    return RunWiring(flags=flags, mounts=tuple(mounts), prefix=prefix)
+
+
+def _ssh_uid(flag: str, draft: _Draft, run: RunStep) -> str:
+    """A non-root RUN cannot open the agent socket unless the ssh mount names its uid."""
+    if not flag.startswith("--mount=") or "type=ssh" not in flag or "uid=" in flag:
+        return flag
+    owner = _run_owner(draft, run)
+    if owner is None or owner == (0, 0):
+        return flag
+    return f"{flag},uid={owner[0]},gid={owner[1]}"
+
+
+def _cache_mounts(draft: _Draft, run: RunStep) -> tuple[list[str], str]:
+    owner = _run_owner(draft, run)
+    if owner is None:
+        draft.decide(
+            f"RUN line {run.line}",
+            "cache owned by root",
+            f"cannot tell the uid of USER {run.user}; give the profile a user: setting",
+        )
+        owner = (0, 0)
+    uid, gid = owner
+    mounts, exports = [], []
+    for tool, env_name in (
+        ("pip", "PIP_CACHE_DIR"),
+        ("uv", "UV_CACHE_DIR"),
+        ("poetry", "POETRY_CACHE_DIR"),
+    ):
+        target = f"{CACHE_ROOT}/{tool}"
+        mounts.append(
+            f"--mount=type=cache,id=orchestrator-{tool}-{uid},target={target},"
+            f"uid={uid},gid={gid},sharing=locked"
+        )
+        exports.append(f"{env_name}={target}")
+    if run.disables_pip_cache:
+        draft.decide(
+            f"RUN line {run.line}",
+            "cache defeated",
+            "--no-cache-dir (or PIP_NO_CACHE_DIR) stops pip from using the cache mount",
+        )
+    return mounts, f"export {' '.join(exports)}; "
+
+
+def _run_owner(draft: _Draft, run: RunStep) -> tuple[int, int] | None:
+    """The uid and gid a RUN step runs as, when the Dockerfile and build args tell."""
+    variables = {**draft.parsed.arg_defaults, **draft.build_args, **draft.profile.build_args}
+    name, _, group = expand(run.user, variables).partition(":")
+    user = draft.build_user
+    if name in ("", "root", "0"):
+        return 0, 0
+    if user is not None and name in (user.name, str(user.uid)):
+        return user.uid, user.gid
+    if name.isdigit():
+        return int(name), int(group) if group.isdigit() else int(name)
+    return None
+
+
+_CREDENTIALS = re.compile(r"(//[^/@:]+:)[^/@]+@")
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs before they are printed or logged."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def render_text(plan: BuildPlan) -> str:
     """The human-readable plan printed by ``--dry-run``."""
     lines = [
         f"profile:    {plan.profile} ({', '.join(str(s) for s in plan.sources)})",
+        f"mode:       {plan.mode}",
         f"context:    {plan.context}",
         f"dockerfile: {plan.dockerfile}",
+        f"rendered:   {plan.rendered_path or '(none: the Dockerfile is used as is)'}",
         f"tags:       {', '.join(plan.tags) or '(none)'}",
         "decisions:",
         *(f"  - {d.topic}: {d.choice} ({d.reason})" for d in plan.decisions),
+    ]
+    if plan.build_env:
+        lines += [
+            "build settings (secret, never a layer):",
+            *(f"  {k}={redact(v)}" for k, v in plan.build_env.items()),
+        ]
+    if plan.prepare:
+        lines += ["prepare once:", *(f"  {shlex.join(p)}" for p in plan.prepare)]
+    if plan.rendered_text is not None:
+        changed = [
+            line
+            for line in plan.rendered_text.splitlines()
+            if f"id={ENV_SECRET}" in line or "id=orchestrator-" in line or FRESH_ARG in line
+        ]
+        lines += ["rendered steps:", *(f"  {line}" for line in changed)]
+    lines += [
         "command:",
-        f"  {plan.command_line}",
+        f"  {ENV_VARIABLE}=... {plan.command_line}" if plan.build_env else f"  {plan.command_line}",
     ]
     return "\n".join(lines)

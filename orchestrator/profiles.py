@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from orchestrator.errors import BadInput
 
@@ -35,6 +42,14 @@ def _scalar_to_str(value: object) -> object:
 
 
 ArgValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+
+
+def _off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` as False; these settings mean the word."""
+    return "off" if value is False else value
+
+
+Switch = BeforeValidator(_off)
 
 DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -65,7 +80,8 @@ class ProxySettings(BaseModel):
     )
     name: str = Field("orchestrator-proxpi", description="Container name of the managed proxy.")
     network: str = Field(
-        "orchestrator", description="User-defined Docker network the proxy joins (created if missing)."
+        "orchestrator",
+        description="User-defined Docker network the proxy joins (created if missing).",
     )
     bind: str = Field(
         "127.0.0.1",
@@ -86,9 +102,7 @@ class ProxySettings(BaseModel):
     cache_size: int = Field(
         20 * 1024**3, ge=0, description="Bytes of package files the proxy keeps (LFU eviction)."
     )
-    index: str = Field(
-        "https://pypi.org/simple/", description="Upstream index the proxy mirrors."
-    )
+    index: str = Field("https://pypi.org/simple/", description="Upstream index the proxy mirrors.")
     index_ttl: int = Field(1800, ge=0, description="Seconds an upstream index page is cached.")
     extra_indexes: tuple[str, ...] = Field(
         (),
@@ -102,7 +116,7 @@ class ProxySettings(BaseModel):
         description="Seconds the proxy waits for a cold file before redirecting the client "
         "upstream; high, so builds never need the upstream themselves.",
     )
-    ca_bundle: Literal["auto", "off"] | Path = Field(
+    ca_bundle: Annotated[Literal["auto", "off"] | Path, Switch] = Field(
         "auto",
         description="CA bundle the proxy trusts for upstream HTTPS: auto (the host's bundle, "
         "when present), off, or a path.",
@@ -119,11 +133,15 @@ class ProxySettings(BaseModel):
         return self.url or f"http://{_url_host(self.bind)}:{self.port}/index/"
 
     def ca_bundle_path(self) -> Path | None:
-        if self.ca_bundle == "off":
-            return None
-        if self.ca_bundle == "auto":
-            return DEFAULT_CA_BUNDLE if DEFAULT_CA_BUNDLE.is_file() else None
-        return Path(self.ca_bundle)
+        return _ca_bundle_path(self.ca_bundle)
+
+
+def _ca_bundle_path(setting: str | Path) -> Path | None:
+    if setting == "off":
+        return None
+    if setting == "auto":
+        return DEFAULT_CA_BUNDLE if DEFAULT_CA_BUNDLE.is_file() else None
+    return Path(setting)
 
 
 def _url_host(bind: str) -> str:
@@ -135,6 +153,31 @@ def _url_host(bind: str) -> str:
     return f"[{bind}]" if ":" in bind else bind
 
 
+class BuildUser(BaseModel):
+    """Who the image's build user is: USER_NAME, USER_ID and GROUP_ID build args."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="USER_NAME build arg.")
+    uid: int = Field(ge=0, description="USER_ID build arg.")
+    gid: int = Field(ge=0, description="GROUP_ID build arg.")
+
+
+class Secret(BaseModel):
+    """A BuildKit secret, read from a file or an environment variable, never a build arg."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Path | None = Field(None, description="File holding the secret, relative to the profile.")
+    env: str | None = Field(None, description="Environment variable holding the secret.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+        return self
+
+
 class Profile(BaseModel):
     """One build, described once and reused by `orchestrate build` and `orchestrate bake`."""
 
@@ -142,11 +185,10 @@ class Profile(BaseModel):
 
     description: str = Field("", description="One line shown by `orchestrate profiles list`.")
     extends: str | None = Field(
-        None, description="Name of a profile in the same directory whose settings this one inherits."
+        None,
+        description="Name of a profile in the same directory whose settings this one inherits.",
     )
-    context: Path = Field(
-        description="Build context directory, relative to this profile file."
-    )
+    context: Path = Field(description="Build context directory, relative to this profile file.")
     dockerfile: str = Field(
         "Dockerfile", description="Dockerfile path, relative to the context (as in bake)."
     )
@@ -167,6 +209,26 @@ class Profile(BaseModel):
     progress: Literal["auto", "plain", "tty", "quiet"] = Field(
         "auto", description="How BuildKit reports progress."
     )
+    user: Annotated[Literal["host", "off"] | BuildUser, Switch] = Field(
+        "host",
+        description="USER_NAME/USER_ID/GROUP_ID build args: host (the invoking user; "
+        "1000 when that is root), off, or {name, uid, gid}. Passed only to Dockerfiles "
+        "that declare them.",
+    )
+    ssh: bool = Field(False, description="Forward the ssh-agent (`--ssh default=$SSH_AUTH_SOCK`).")
+    ca_bundle: Annotated[Literal["auto", "off"] | Path, Switch] = Field(
+        "auto",
+        description="CA bundle given to RUN steps as a secret: auto (the host's, when "
+        "present), off, or a path relative to the profile.",
+    )
+    secrets: dict[str, Secret] = Field(
+        default_factory=dict, description="BuildKit secrets by id: {file: PATH} or {env: VAR}."
+    )
+    network: Literal["auto", "host", "default"] = Field(
+        "auto",
+        description="Build network: auto (host when the proxy or index is on this "
+        "machine's loopback), host, or the engine's default bridge.",
+    )
     proxy: Annotated[ProxySettings, BeforeValidator(_mode_shorthand)] = Field(
         default_factory=ProxySettings,
         description="The caching PyPI proxy; `proxy: off` or `proxy: require` is a shorthand "
@@ -176,6 +238,9 @@ class Profile(BaseModel):
     @property
     def dockerfile_path(self) -> Path:
         return self.context / self.dockerfile
+
+    def ca_bundle_path(self) -> Path | None:
+        return _ca_bundle_path(self.ca_bundle)
 
 
 @dataclass(frozen=True)
@@ -226,7 +291,9 @@ class ProfileStore:
                 return candidate
         known = self.names()
         hint = difflib.get_close_matches(name, known, n=1)
-        advice = f"did you mean '{hint[0]}'?" if hint else f"available: {', '.join(known) or 'none'}"
+        advice = (
+            f"did you mean '{hint[0]}'?" if hint else f"available: {', '.join(known) or 'none'}"
+        )
         raise BadInput(f"{self.directory}: no profile named '{name}' ({advice})")
 
     def resolve(self, name: str) -> ResolvedProfile:
@@ -283,11 +350,28 @@ def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
     context = out.get("context")
     if isinstance(context, str):
         out["context"] = str((base / context).resolve())
+    out["ca_bundle"] = _path_setting(out.get("ca_bundle"), base)
     proxy = out.get("proxy")
-    if isinstance(proxy, dict) and isinstance(proxy.get("ca_bundle"), str):
-        if proxy["ca_bundle"] not in ("auto", "off"):
-            out["proxy"] = {**proxy, "ca_bundle": str((base / proxy["ca_bundle"]).resolve())}
+    if isinstance(proxy, dict) and "ca_bundle" in proxy:
+        out["proxy"] = {**proxy, "ca_bundle": _path_setting(proxy["ca_bundle"], base)}
+    secrets = out.get("secrets")
+    if isinstance(secrets, dict):
+        out["secrets"] = {
+            key: {**value, "file": _path_setting(value["file"], base)}
+            if isinstance(value, dict) and isinstance(value.get("file"), str)
+            else value
+            for key, value in secrets.items()
+        }
+    if out["ca_bundle"] is None:
+        del out["ca_bundle"]
     return out
+
+
+def _path_setting(value: object, base: Path) -> object:
+    """A relative path in a profile means relative to that profile's file."""
+    if isinstance(value, str) and value not in ("auto", "off"):
+        return str((base / value).resolve())
+    return value
 
 
 def _merge(layers: list[_Layer]) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -349,9 +433,18 @@ def _check_paths(resolved: ResolvedProfile, origins: dict[str, Path], leaf: Path
         raise BadInput(f"{where}: field 'context': directory {profile.context} does not exist")
     if not profile.dockerfile_path.is_file():
         where = origins.get("dockerfile", origins.get("context", leaf))
-        raise BadInput(
-            f"{where}: field 'dockerfile': {profile.dockerfile_path} does not exist"
-        )
+        raise BadInput(f"{where}: field 'dockerfile': {profile.dockerfile_path} does not exist")
+    files = {
+        "ca_bundle": profile.ca_bundle_path() if profile.ca_bundle != "auto" else None,
+        "proxy.ca_bundle": profile.proxy.ca_bundle_path()
+        if profile.proxy.ca_bundle != "auto"
+        else None,
+        **{f"secrets.{key}.file": secret.file for key, secret in profile.secrets.items()},
+    }
+    for field_name, path in files.items():
+        if path is not None and not path.is_file():
+            where = origins.get(field_name.split(".")[0], leaf)
+            raise BadInput(f"{where}: field '{field_name}': file {path} does not exist")
 
 
 def json_schema() -> dict[str, Any]:

@@ -79,6 +79,7 @@ class ProxyStatus:
     cache_volume: str | None = None
     container_id: str | None = None
     image: str | None = None
+    address: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,12 +160,22 @@ def _find(name: str) -> Container | None:
     if not engine.call("look up container", docker.container.exists, name):
         return None
     container = engine.call("inspect container", docker.container.inspect, name)
-    if container.config.labels.get(OWNER_LABEL) != OWNER:
+    if _labels(container).get(OWNER_LABEL) != OWNER:
         raise Conflict(
             f"a container named '{name}' exists but was not created by orchestrator; "
             "it is left alone: set proxy.name in the profile to another name"
         )
     return container
+
+
+def _labels(container: Container) -> dict[str, str]:
+    return dict(container.config.labels or {})
+
+
+def address_on(container: Container, network: str) -> str | None:
+    """The container's IP on a network: what RUN steps of a container builder can reach."""
+    endpoint = (container.network_settings.networks or {}).get(network)
+    return endpoint.ip_address if endpoint is not None and endpoint.ip_address else None
 
 
 def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatus:
@@ -193,6 +204,7 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
         cache_volume=settings.cache_volume,
         container_id=container.id[:12],
         image=container.config.image,
+        address=address_on(container, settings.network),
         **base,
     )
 
@@ -200,16 +212,17 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
 # --- the image ----------------------------------------------------------------------------
 
 
-def ensure_image(settings: ProxySettings, *, allow_build: bool = True) -> str:
+def ensure_image(settings: ProxySettings, *, allow_build: bool = True, pull: bool = True) -> str:
     """The configured image if present or pullable, else our own, built if need be."""
     docker = engine.client()
     if engine.call("look up image", docker.image.exists, settings.image):
         return settings.image
-    try:
-        engine.call("pull image", docker.image.pull, settings.image, quiet=True)
-        return settings.image
-    except EngineUnavailable as exc:
-        log.info("proxy image not pullable", image=settings.image, reason=exc.message)
+    if pull:
+        try:
+            engine.call("pull image", docker.image.pull, settings.image, quiet=True)
+            return settings.image
+        except EngineUnavailable as exc:
+            log.info("proxy image not pullable", image=settings.image, reason=exc.message)
     if engine.call("look up image", docker.image.exists, LOCAL_IMAGE):
         return LOCAL_IMAGE
     if not allow_build:
@@ -332,17 +345,19 @@ def _reconcile(settings: ProxySettings, created: _Created, *, allow_build: bool)
     docker = engine.client()
     existing = _find(settings.name)
     if existing is not None and existing.state.running:
-        wanted = existing.config.labels.get(CONFIG_LABEL)
-        image = existing.config.image
+        wanted = _labels(existing).get(CONFIG_LABEL)
+        image = existing.config.image or settings.image
         if wanted == container_spec(settings, image).digest():
             return "found running"
     image = ensure_image(settings, allow_build=allow_build)
     spec = container_spec(settings, image)
     if existing is not None:
-        if existing.config.labels.get(CONFIG_LABEL) == spec.digest():
+        if _labels(existing).get(CONFIG_LABEL) == spec.digest():
             engine.call("start the proxy container", docker.container.start, existing)
             return "started"
-        engine.call("remove outdated proxy container", docker.container.remove, existing, force=True)
+        engine.call(
+            "remove outdated proxy container", docker.container.remove, existing, force=True
+        )
     _ensure_network(settings.network, created)
     _ensure_volume(settings.cache_volume, created)
     _run(spec, created)
@@ -360,7 +375,9 @@ def ensure(settings: ProxySettings, *, allow_build: bool = True) -> ProxyStatus:
     with _lock(settings.name):
         try:
             action = _reconcile(settings, created, allow_build=allow_build)
-            ok, reason = wait_ready(settings.host_url, settings.health_project, settings.startup_timeout)
+            ok, reason = wait_ready(
+                settings.host_url, settings.health_project, settings.startup_timeout
+            )
             if not ok:
                 raise ProxyUnavailable(
                     f"proxy '{settings.name}' did not become ready in "
@@ -408,5 +425,5 @@ def logs(settings: ProxySettings, *, tail: int | None = None) -> str:
     if container is None:
         raise ProxyUnavailable(f"no proxy container named '{settings.name}'")
     docker = engine.client()
-    output: str = engine.call("read proxy logs", docker.container.logs, container, tail=tail)
-    return output
+    output = engine.call("read proxy logs", docker.container.logs, container, tail=tail)
+    return str(output)

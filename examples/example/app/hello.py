@@ -1,5 +1,7 @@
-"""The example image's program: prove the venv works."""
+"""The example image's program: prove the venv and its packages work."""
 
 import sys
 
-print(f"hello from {sys.prefix}")
+import requests
+
+print(f"hello from {sys.prefix} with requests {requests.__version__}")
