@@ -64,10 +64,15 @@ def _looked_up(settings: ProxySettings) -> ProxyFacts:
     return ProxyFacts(healthy=True, reason=f"{found.reason}; a real run starts it first")
 
 
-def execute(plan: BuildPlan) -> None:
-    """Write the rendered Dockerfile (kept, so it can be inspected) and run the build."""
+def keep_rendered(plan: BuildPlan) -> None:
+    """Write the rendered Dockerfile where the plan says; it stays there to be inspected."""
     if plan.rendered_path is not None and plan.rendered_text is not None:
         write_rendered(plan.rendered_path, plan.rendered_text)
+
+
+def execute(plan: BuildPlan) -> None:
+    """Write the rendered Dockerfile and run the build exactly as planned."""
+    keep_rendered(plan)
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
     engine.run_streaming(plan.argv, env=plan.secret_env)

@@ -115,6 +115,7 @@ def build(
     options = BuildOptions(no_proxy=no_proxy, fresh=fresh)
     plan = builds.plan_for(_store(), profile, options, dry_run=dry_run)
     if dry_run:
+        builds.keep_rendered(plan)
         _print_json(plan.as_dict()) if as_json else typer.echo(render_text(plan))
         return
     log.info("build", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))

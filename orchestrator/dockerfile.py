@@ -21,7 +21,7 @@ from orchestrator.errors import BadInput
 
 PACKAGE_MANAGERS = ("pip", "pip3", "uv", "poetry", "pipenv", "pdm")
 _PYTHON_M_PIP = re.compile(r"\bpython[0-9.]*\s+-m\s+(pip|uv)\b")
-_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::?-([^}]*))?\}|(\w+))")
+VARIABLE = re.compile(r"\$(?:\{(\w+)(?::?-([^}]*))?\}|(\w+))")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def expand(value: str, variables: Mapping[str, str]) -> str:
         default = match.group(2) or ""
         return variables.get(name, default)
 
-    return _VARIABLE.sub(replace, value)
+    return VARIABLE.sub(replace, value)
 
 
 @dataclass(frozen=True)

@@ -77,5 +77,7 @@ def run_streaming(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
 
 
 def _last_line(text: str | None) -> str:
+    """Docker's own reason: its error line, not the `--help` hint that follows it."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[-1]

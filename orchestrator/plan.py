@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from orchestrator.dockerfile import ParsedDockerfile, RunStep, RunWiring, expand, render
+from orchestrator.dockerfile import (
+    VARIABLE as _VARIABLE,
+)
+from orchestrator.dockerfile import (
+    ParsedDockerfile,
+    RunStep,
+    RunWiring,
+    expand,
+    render,
+)
 from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.profiles import BuildUser, Profile, ResolvedProfile
 
@@ -493,7 +502,7 @@ def _wire_run(draft: _Draft, run: RunStep) -> RunWiring | None:
                 "an exec-form RUN has no shell to load settings; write it in shell form",
             )
         return None
-    flags = tuple(_ssh_uid(flag, draft, run) for flag in run.flags)
+    flags = tuple(_fix_mount(flag, draft, run) for flag in run.flags)
     mounts: list[str] = []
     prefix = ""
     if draft.env:
@@ -510,14 +519,50 @@ def _wire_run(draft: _Draft, run: RunStep) -> RunWiring | None:
     return RunWiring(flags=flags, mounts=tuple(mounts), prefix=prefix)
 
 
-def _ssh_uid(flag: str, draft: _Draft, run: RunStep) -> str:
-    """A non-root RUN cannot open the agent socket unless the ssh mount names its uid."""
-    if not flag.startswith("--mount=") or "type=ssh" not in flag or "uid=" in flag:
+_OWNED_MOUNTS = ("type=ssh", "type=secret", "type=cache")
+
+
+def _fix_mount(flag: str, draft: _Draft, run: RunStep) -> str:
+    """Make a user's own --mount work as written for a non-root RUN on BuildKit's frontend.
+
+    Variables in mount options are replaced by their literal values (the frontend rejects
+    ``uid=${USER_ID}`` and does not expand a target), and ssh, secret and cache mounts get
+    the RUN user's uid and gid, without which that user cannot use them (moby/moby#47415).
+    """
+    if not flag.startswith("--mount="):
         return flag
+    fixed = _literal_mount(flag, draft, run)
+    if not any(kind in fixed for kind in _OWNED_MOUNTS) or "uid=" in fixed:
+        return fixed
     owner = _run_owner(draft, run)
     if owner is None or owner == (0, 0):
+        return fixed
+    return f"{fixed},uid={owner[0]},gid={owner[1]}"
+
+
+def _literal_mount(flag: str, draft: _Draft, run: RunStep) -> str:
+    if "$" not in flag:
         return flag
-    return f"{flag},uid={owner[0]},gid={owner[1]}"
+    variables = _variables(draft)
+    names = {m.group(1) or m.group(3) for m in _VARIABLE.finditer(flag)}
+    unknown = sorted(names - set(variables))
+    if unknown:
+        draft.decide(
+            f"RUN line {run.line}",
+            "mount left as written",
+            f"no value known for {', '.join(unknown)}; BuildKit will not expand it",
+        )
+        return flag
+    draft.decide(
+        f"RUN line {run.line}",
+        "mount variables made literal",
+        "BuildKit's frontend does not expand variables in --mount options",
+    )
+    return expand(flag, variables)
+
+
+def _variables(draft: _Draft) -> dict[str, str]:
+    return {**draft.parsed.arg_defaults, **draft.build_args, **draft.profile.build_args}
 
 
 def _cache_mounts(draft: _Draft, run: RunStep) -> tuple[list[str], str]:
@@ -553,8 +598,7 @@ def _cache_mounts(draft: _Draft, run: RunStep) -> tuple[list[str], str]:
 
 def _run_owner(draft: _Draft, run: RunStep) -> tuple[int, int] | None:
     """The uid and gid a RUN step runs as, when the Dockerfile and build args tell."""
-    variables = {**draft.parsed.arg_defaults, **draft.build_args, **draft.profile.build_args}
-    name, _, group = expand(run.user, variables).partition(":")
+    name, _, group = expand(run.user, _variables(draft)).partition(":")
     user = draft.build_user
     if name in ("", "root", "0"):
         return 0, 0

@@ -1,0 +1,178 @@
+"""Integration fixtures: the real engine, a hermetic upstream index, a real proxpi.
+
+Everything created here is named ``orchestrator-test-...`` and removed at the end, even
+when a test fails. Nothing reaches PyPI: the upstream serves wheels generated here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from python_on_whales import docker
+
+from tests.conftest import REPO
+from tests.support.index import write_simple_index
+from tests.support.upstream_container import Upstream, temporary_network
+from tests.support.wheels import make_wheel
+
+PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-lib>=1.0",))]
+TOP_PACKAGE = "orch-demo-app"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    """The real engine must answer; an integration test never skips for want of it."""
+    assert docker.system.info().server_version, "start dockerd (scripts/setup)"
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def network(engine: None) -> Iterator[str]:
+    with temporary_network("net") as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def upstream(network: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    wheels = tmp_path_factory.mktemp("wheels")
+    for name, version, requires in PACKAGES:
+        make_wheel(wheels, name, version, requires=requires, payload_bytes=200_000, seed=name)
+    tree = tmp_path_factory.mktemp("index")
+    write_simple_index(wheels, tree)
+    with Upstream(tree, network) as server:
+        yield server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def proxy_config(upstream: Upstream, network: str, run_id: str) -> dict[str, Any]:
+    """Proxy settings for tests: our own name, port, volume and the hermetic upstream."""
+    return {
+        "name": f"orchestrator-test-proxpi-{run_id}",
+        "network": network,
+        "port": free_port(),
+        "cache_volume": f"orchestrator-test-cache-{run_id}",
+        "index": upstream.host_url,
+        "health_project": TOP_PACKAGE,
+        "ca_bundle": "off",
+        "startup_timeout": 60,
+    }
+
+
+@dataclass
+class Workspace:
+    """A profiles directory and build contexts for one test, and a way to run the CLI."""
+
+    root: Path
+    proxy: dict[str, Any]
+    env: dict[str, str]
+
+    @property
+    def profiles(self) -> Path:
+        return self.root / "profiles"
+
+    def context(self, name: str, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+        directory = self.root / name
+        directory.mkdir(exist_ok=True)
+        (directory / "Dockerfile").write_text(textwrap.dedent(dockerfile))
+        for file_name, text in (files or {}).items():
+            (directory / file_name).write_text(text)
+        return directory
+
+    def profile(self, name: str, context: Path, **settings: Any) -> str:
+        extra = settings.pop("proxy", {})
+        proxy = {**self.proxy, **({"mode": extra} if isinstance(extra, str) else extra)}
+        data = {
+            "context": str(context),
+            "tags": [f"orchestrator-test/{name}:{self.root.name}"],
+            "build_args": {"BASE_IMAGE": base_image()},
+            "ca_bundle": "off",
+            "proxy": proxy,
+            **settings,
+        }
+        self.profiles.mkdir(exist_ok=True)
+        (self.profiles / f"{name}.yaml").write_text(json.dumps(data))
+        return data["tags"][0]
+
+    def orchestrate(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--log-format", "json",
+             "--profiles-dir", str(self.profiles), *args],
+            capture_output=True, text=True, env={**os.environ, **self.env, **env},
+            timeout=600, check=False,
+        )
+        if check:
+            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        return result
+
+
+def base_image() -> str:
+    return os.environ.get("ORCHESTRATE_BASE_IMAGE", "orchestrator/base:bookworm")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, proxy_config: dict[str, Any]) -> Iterator[Workspace]:
+    space = Workspace(tmp_path, dict(proxy_config), {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    yield space
+    _remove_images(tmp_path.name)
+
+
+def _remove_images(marker: str) -> None:
+    for image in docker.image.list(filters=[("reference", f"orchestrator-test/*:{marker}")]):
+        docker.image.remove(image, force=True)
+
+
+@pytest.fixture(scope="session")
+def proxy_cleanup(proxy_config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Removes the test proxy, its volume and anything else it left, after the session."""
+    yield proxy_config
+    if docker.container.exists(proxy_config["name"]):
+        docker.container.remove(proxy_config["name"], force=True)
+    if docker.volume.exists(proxy_config["cache_volume"]):
+        docker.volume.remove(proxy_config["cache_volume"])
+
+
+@pytest.fixture
+def proxy(proxy_cleanup: dict[str, Any]) -> dict[str, Any]:
+    return proxy_cleanup
+
+
+PIP_DOCKERFILE = f"""\
+    ARG BASE_IMAGE=python:3.12-slim
+    FROM ${{BASE_IMAGE}}
+    ARG USER_NAME=app
+    ARG USER_ID=1000
+    ARG GROUP_ID=1000
+    RUN groupadd -g "${{GROUP_ID}}" "${{USER_NAME}}" \\
+     && useradd -m -l -u "${{USER_ID}}" -g "${{GROUP_ID}}" "${{USER_NAME}}"
+    USER ${{USER_NAME}}
+    WORKDIR /home/${{USER_NAME}}
+    RUN python3 -m venv venv
+    RUN venv/bin/pip install --disable-pip-version-check {TOP_PACKAGE}
+    """

@@ -1,0 +1,125 @@
+"""The command line as a user meets it: one line per bad input, documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.profiles import json_schema
+from tests.conftest import REPO, write_profile
+
+
+def orchestrate(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
+    """Run the real entry point in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--log-format", "json", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *parts: str) -> None:
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("orchestrate: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for part in parts:
+        assert part in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("context: ../ctx\ntagz: [x]\n", ["bad.yaml:2", "unknown field 'tagz'", "'tags'"]),
+        ("context: ../ctx\ntags: 5\n", ["bad.yaml:2", "field 'tags'"]),
+        ("context: [\n", ["bad.yaml:", "invalid YAML"]),
+        ("context: ../missing\n", ["bad.yaml", "field 'context'", "does not exist"]),
+        ("context: ../ctx\ndockerfile: Nope\n", ["field 'dockerfile'", "does not exist"]),
+        ("extends: bad\ncontext: ../ctx\n", ["field 'extends'", "cycle bad -> bad"]),
+        ("context: ../ctx\nproxy: {port: 99999}\n", ["field 'proxy.port'"]),
+        ("context: ../ctx\nssh: true\n", ["field 'ssh'", "SSH_AUTH_SOCK"]),
+    ],
+)
+def test_bad_profiles_give_one_line_and_exit_2(
+    profiles_dir: Path, text: str, parts: list[str]
+) -> None:
+    write_profile(profiles_dir, "bad", text)
+    result = orchestrate(
+        "--profiles-dir", str(profiles_dir), "build", "bad", "--dry-run",
+        env={"SSH_AUTH_SOCK": ""},
+    )
+    assert_one_line_error(result, 2, *parts)
+
+
+def test_unknown_profile_name(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "example", "context: ../ctx\n")
+    result = orchestrate("--profiles-dir", str(profiles_dir), "build", "exampel", "--dry-run")
+    assert_one_line_error(result, 2, "no profile named 'exampel'", "did you mean 'example'")
+
+
+def test_profiles_dir_from_environment(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "only", "description: from env\ncontext: ../ctx\n")
+    result = orchestrate("profiles", "list", "--json", env={"ORCHESTRATE_PROFILES_DIR": str(profiles_dir)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"name": "only", "description": "from env", "valid": True}]
+
+
+def test_validate_reports_each_bad_profile_and_exits_2(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "good", "context: ../ctx\n")
+    write_profile(profiles_dir, "bad", "context: ../ctx\nlabels: [1]\n")
+    result = orchestrate("--profiles-dir", str(profiles_dir), "profiles", "validate")
+    assert result.returncode == 2
+    assert "ok       good" in result.stdout
+    assert "invalid  bad:" in result.stderr
+    assert "field 'labels'" in result.stderr
+
+
+def test_show_json_is_fully_resolved(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", "context: ../ctx\nbuild_args: {A: 1}\n")
+    write_profile(profiles_dir, "app", "extends: base\nbuild_args: {B: 2}\n")
+    result = orchestrate("--profiles-dir", str(profiles_dir), "profiles", "show", "app", "--json")
+    data = json.loads(result.stdout)
+    assert data["build_args"] == {"A": "1", "B": "2"}
+    assert data["context"] == str((profiles_dir.parent / "ctx").resolve())
+    assert data["sources"] == [str(profiles_dir / "app.yaml"), str(profiles_dir / "base.yaml")]
+
+
+def test_schema_command_matches_the_shipped_schema_file() -> None:
+    result = orchestrate("profiles", "schema")
+    assert json.loads(result.stdout) == json_schema()
+    shipped = json.loads((REPO / "docs" / "profile.schema.json").read_text())
+    assert shipped == json_schema(), "regenerate: orchestrate profiles schema > docs/profile.schema.json"
+
+
+def test_unreachable_engine_exits_3(tmp_path: Path) -> None:
+    result = orchestrate(
+        "build", "example", env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
+    )
+    assert_one_line_error(result, 3, "cannot reach the Docker engine")
+
+
+def test_usage_error_exits_2() -> None:
+    result = orchestrate("build")
+    assert result.returncode == 2
+    assert "Missing argument" in result.stderr
+
+
+def test_dry_run_touches_nothing_and_shows_the_command(tmp_path: Path) -> None:
+    result = orchestrate(
+        "build", "example", "--dry-run", "--no-proxy", "--json",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "XDG_CACHE_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["mode"] == "cache-mount"
+    assert plan["argv"][:3] == ["docker", "buildx", "build"]
+    assert plan["command"].endswith(str(REPO / "examples" / "example"))
