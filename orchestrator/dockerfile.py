@@ -20,6 +20,7 @@ import dockerfile as bk_parser
 from orchestrator.errors import BadInput
 
 PACKAGE_MANAGERS = ("pip", "pip3", "uv", "poetry", "pipenv", "pdm")
+_VERSION_SUFFIX = re.compile(r"(?<=^pip)[0-9.]+$")
 _PYTHON_M_PIP = re.compile(r"\bpython[0-9.]*\s+-m\s+(pip|uv)\b")
 VARIABLE = re.compile(r"\$(?:\{(\w+)(?::?-([^}]*))?\}|(\w+))")
 
@@ -35,13 +36,16 @@ class RunStep:
     exec_form: bool
     stage: int
     user: str
+    heredoc: bool = False
 
     @property
     def installs_packages(self) -> bool:
         if self.exec_form:
             return False
         words = set(re.split(r"[\s;&|()/]+", self.command))
-        return bool(words & set(PACKAGE_MANAGERS)) or bool(_PYTHON_M_PIP.search(self.command))
+        versioned = {_VERSION_SUFFIX.sub("", word) for word in words}
+        found = bool(versioned & set(PACKAGE_MANAGERS))
+        return found or bool(_PYTHON_M_PIP.search(self.command))
 
     @property
     def disables_pip_cache(self) -> bool:
@@ -86,6 +90,8 @@ def _interpret(path: Path, text: str, commands: Sequence[bk_parser.Command]) -> 
     users: dict[int, str] = {}
     for command in commands:
         kind = command.cmd.upper()
+        if kind in ("FROM", "USER") and not command.value:
+            raise BadInput(f"{path}:{command.start_line}: {kind} needs an argument")
         if kind == "ARG":
             for item in command.value:
                 name, _, default = item.partition("=")
@@ -94,7 +100,8 @@ def _interpret(path: Path, text: str, commands: Sequence[bk_parser.Command]) -> 
                     defaults[name] = default.strip("\"'")
         elif kind == "FROM":
             stages.append(_stage(len(stages), command.value, command.end_line))
-            parent = next((s for s in stages[:-1] if s.name == stages[-1].base), None)
+            base = stages[-1].base.lower()
+            parent = next((s for s in stages[:-1] if s.name == base), None)
             users[len(stages) - 1] = users.get(parent.index, "root") if parent else "root"
         elif kind == "USER" and stages:
             users[len(stages) - 1] = command.value[0]
@@ -105,20 +112,22 @@ def _interpret(path: Path, text: str, commands: Sequence[bk_parser.Command]) -> 
 
 def _stage(index: int, value: Sequence[str], end_line: int) -> Stage:
     words = list(value)
-    name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+    name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else None
     return Stage(index=index, name=name, base=words[0], end_line=end_line)
 
 
 def _run(command: bk_parser.Command, stage: int, user: str) -> RunStep:
     text = shlex.join(command.value) if command.json else " ".join(command.value)
+    bodies = [doc.content for doc in getattr(command, "heredocs", ()) or ()]
     return RunStep(
         line=command.start_line,
         end_line=command.end_line,
         flags=tuple(command.flags),
-        command=text,
+        command="\n".join([text, *bodies]),
         exec_form=bool(command.json),
         stage=stage,
         user=user,
+        heredoc=bool(bodies),
     )
 
 
@@ -151,7 +160,9 @@ def render(
 
     ``after_from`` lines are inserted at the top of every stage (``ARG`` lines, say).
     """
-    lines = parsed.text.splitlines()
+    lines = parsed.text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     by_line = {run.line: run for run in parsed.runs}
     stage_ends = {stage.end_line for stage in parsed.stages}
     out: list[str] = []
@@ -161,7 +172,8 @@ def render(
         run = by_line.get(number)
         if run is not None and number in wiring:
             out.append(_render_run(run, wiring[number]))
-            index = run.end_line
+            # A heredoc's body and terminator follow its instruction line untouched.
+            index = number if run.heredoc else run.end_line
         else:
             out.append(lines[index])
             index += 1
@@ -173,4 +185,5 @@ def render(
 def _render_run(run: RunStep, wiring: RunWiring) -> str:
     own = run.flags if wiring.flags is None else wiring.flags
     head = " ".join(["RUN", *own, *wiring.mounts])
-    return f"{head} {wiring.prefix}{run.command}"
+    command = run.command.split("\n", 1)[0] if run.heredoc else run.command
+    return f"{head} {wiring.prefix}{command}"

@@ -242,11 +242,13 @@ def _plan_mode(draft: _Draft) -> None:
             )
         draft.mode = "cache-mount"
         draft.decide("mode", "cache-mount", "--no-proxy forces the fallback")
-    elif proxy is not None and proxy.healthy:
+    elif proxy is not None and proxy.healthy and _reachable_from_builds(draft, proxy):
         draft.mode = "proxy"
         draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
     else:
         why = proxy.reason if proxy else "the proxy was not checked"
+        if proxy is not None and proxy.healthy:
+            why = f"it has no address on network '{settings.network}' for a container builder"
         if settings.mode == "require":
             raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
         draft.mode = "cache-mount"
@@ -258,11 +260,17 @@ def _plan_mode(draft: _Draft) -> None:
         )
 
 
+def _reachable_from_builds(draft: _Draft, proxy: ProxyFacts) -> bool:
+    """A container builder reaches a managed proxy only by its IP on the shared network."""
+    managed = not draft.profile.proxy.url
+    return not managed or draft.facts.builder_driver == "docker" or proxy.address is not None
+
+
 def _proxy_url(draft: _Draft) -> str:
     """The proxy's index URL as a RUN step sees it, which depends on the builder."""
     settings = draft.profile.proxy
     if settings.url:
-        draft.decide("proxy address", settings.url, "an external proxy, used as given")
+        draft.decide("proxy address", redact(settings.url), "an external proxy, used as given")
         return settings.url
     if draft.facts.builder_driver == "docker":
         draft.decide(
@@ -292,6 +300,8 @@ def _proxy_url(draft: _Draft) -> str:
 def _plan_container_builder(draft: _Draft) -> None:
     network = draft.profile.proxy.network
     name = draft.profile.builder or "orchestrator"
+    if draft.profile.builder is None:
+        draft.args += ["--builder", name]
     draft.prepare.append(
         (
             "docker",
@@ -318,10 +328,13 @@ def _plan_index(draft: _Draft) -> None:
         return
     url = _proxy_url(draft) if draft.mode == "proxy" else settings.index
     draft.index_url = url
-    host = urlsplit(url).netloc.rpartition("@")[2]
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
     draft.env.update({"PIP_INDEX_URL": url, "UV_DEFAULT_INDEX": url, "UV_INDEX_URL": url})
-    if url.startswith("http://"):
-        draft.env.update({"PIP_TRUSTED_HOST": host.rsplit(":", 1)[0], "UV_INSECURE_HOST": host})
+    if parts.scheme == "http":
+        name = parts.hostname or host
+        trusted = f"[{name}]" if ":" in name else name
+        draft.env.update({"PIP_TRUSTED_HOST": trusted, "UV_INSECURE_HOST": host})
     if draft.mode == "proxy":
         draft.env["PIP_CONFIG_FILE"] = "/dev/null"
         draft.decide(
@@ -494,12 +507,14 @@ def _plan_rendering(draft: _Draft) -> str | None:
 
 
 def _wire_run(draft: _Draft, run: RunStep) -> RunWiring | None:
-    if run.exec_form:
-        if draft.env:
+    if run.exec_form or run.heredoc:
+        if draft.env or (draft.mode == "cache-mount" and run.installs_packages):
+            form = "an exec-form RUN has no shell" if run.exec_form else "a heredoc RUN has no "
             draft.decide(
                 f"RUN line {run.line}",
                 "not wired",
-                "an exec-form RUN has no shell to load settings; write it in shell form",
+                f"{form if run.exec_form else form + 'command line'} to load settings into; "
+                "write it as a plain RUN in shell form",
             )
         return None
     flags = tuple(_fix_mount(flag, draft, run) for flag in run.flags)

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from python_on_whales import docker
 
-from tests.conftest import REPO
 from tests.support.index import write_simple_index
 from tests.support.upstream_container import Upstream, temporary_network
 from tests.support.wheels import make_wheel
@@ -120,12 +119,25 @@ class Workspace:
         (self.profiles / f"{name}.yaml").write_text(json.dumps(data))
         return data["tags"][0]
 
-    def orchestrate(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+    def orchestrate(
+        self, *args: str, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "--log-format", "json",
-             "--profiles-dir", str(self.profiles), *args],
-            capture_output=True, text=True, env={**os.environ, **self.env, **env},
-            timeout=600, check=False,
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "--log-format",
+                "json",
+                "--profiles-dir",
+                str(self.profiles),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env, **env},
+            timeout=600,
+            check=False,
         )
         if check:
             assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from python_on_whales import docker
 
-from orchestrator.proxy import OWNER, OWNER_LABEL
+from orchestrator.proxy import OWNER, OWNER_LABEL, probe
 from tests.integration.conftest import PIP_DOCKERFILE, TOP_PACKAGE, Workspace
 from tests.support.upstream_container import Upstream
 
@@ -46,16 +46,24 @@ def test_cache_survives_second_install_restart_and_recreation(
 ) -> None:
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
     workspace.orchestrate("proxy", "down", "--profile", "app")
-    subprocess.run(["docker", "volume", "rm", "-f", proxy["cache_volume"]], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["docker", "volume", "rm", "-f", proxy["cache_volume"]], check=True, capture_output=True
+    )
     upstream.mark()
     workspace.orchestrate("build", "app", "--fresh")
     first = upstream.file_downloads()
     assert sorted(r["path"].rsplit("/", 1)[1].split("-")[0] for r in first) == [
-        "orch_demo_app", "orch_demo_lib"]
-    proxy_ip = docker.container.inspect(proxy["name"]).network_settings.networks[
-        proxy["network"]].ip_address
-    assert {r["client"] for r in upstream.requests()} == {proxy_ip}, "only the proxy may talk upstream"
+        "orch_demo_app",
+        "orch_demo_lib",
+    ]
+    proxy_ip = (
+        docker.container.inspect(proxy["name"])
+        .network_settings.networks[proxy["network"]]
+        .ip_address
+    )
+    assert {r["client"] for r in upstream.requests()} == {proxy_ip}, (
+        "only the proxy may talk upstream"
+    )
 
     for action in ("again", "restart", "recreate"):
         if action == "restart":
@@ -69,9 +77,7 @@ def test_cache_survives_second_install_restart_and_recreation(
         assert upstream.file_downloads() == [], f"files fetched again after {action}"
 
 
-def test_foreign_container_with_our_name_is_left_alone(
-    workspace: Workspace, run_id: str
-) -> None:
+def test_foreign_container_with_our_name_is_left_alone(workspace: Workspace, run_id: str) -> None:
     name = f"orchestrator-test-foreign-{run_id}"
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE), proxy={"name": name})
     foreign = docker.container.create("orchestrator/base:bookworm", ["sleep", "1"], name=name)
@@ -92,23 +98,28 @@ def test_parallel_ups_leave_exactly_one_container(
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
     workspace.orchestrate("proxy", "down", "--profile", "app")
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: workspace.orchestrate(
-            "proxy", "up", "--profile", "app", check=False), range(4)))
+        results = list(
+            pool.map(
+                lambda _: workspace.orchestrate("proxy", "up", "--profile", "app", check=False),
+                range(4),
+            )
+        )
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
     found = docker.container.list(all=True, filters=[("name", proxy["name"])])
     assert len(found) == 1
 
 
-def test_failed_start_leaves_nothing_behind(
-    workspace: Workspace, run_id: str
-) -> None:
+def test_failed_start_leaves_nothing_behind(workspace: Workspace, run_id: str) -> None:
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     port = blocker.getsockname()[1]
-    names = {"name": f"orchestrator-test-busy-{run_id}", "port": port,
-             "network": f"orchestrator-test-busynet-{run_id}",
-             "cache_volume": f"orchestrator-test-busyvol-{run_id}"}
+    names = {
+        "name": f"orchestrator-test-busy-{run_id}",
+        "port": port,
+        "network": f"orchestrator-test-busynet-{run_id}",
+        "cache_volume": f"orchestrator-test-busyvol-{run_id}",
+    }
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE), proxy=names)
     try:
         result = workspace.orchestrate("proxy", "up", "--profile", "app", check=False)
@@ -122,8 +133,11 @@ def test_failed_start_leaves_nothing_behind(
 
 
 def test_status_of_an_absent_proxy_says_so(workspace: Workspace, run_id: str) -> None:
-    workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE),
-                      proxy={"name": f"orchestrator-test-absent-{run_id}"})
+    workspace.profile(
+        "app",
+        workspace.context("ctx", PIP_DOCKERFILE),
+        proxy={"name": f"orchestrator-test-absent-{run_id}"},
+    )
     result = workspace.orchestrate("proxy", "status", "--profile", "app", "--json", check=False)
     assert result.returncode == 5
     report = json.loads(result.stdout)
@@ -131,7 +145,5 @@ def test_status_of_an_absent_proxy_says_so(workspace: Workspace, run_id: str) ->
 
 
 def test_health_probe_uses_a_pep691_accept_header(proxy: dict[str, Any]) -> None:
-    from orchestrator.proxy import probe
-
     ok, reason = probe(f"http://127.0.0.1:{proxy['port']}/index/", TOP_PACKAGE)
     assert ok, reason

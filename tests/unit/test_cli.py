@@ -54,7 +54,11 @@ def test_bad_profiles_give_one_line_and_exit_2(
 ) -> None:
     write_profile(profiles_dir, "bad", text)
     result = orchestrate(
-        "--profiles-dir", str(profiles_dir), "build", "bad", "--dry-run",
+        "--profiles-dir",
+        str(profiles_dir),
+        "build",
+        "bad",
+        "--dry-run",
         env={"SSH_AUTH_SOCK": ""},
     )
     assert_one_line_error(result, 2, *parts)
@@ -68,7 +72,9 @@ def test_unknown_profile_name(profiles_dir: Path) -> None:
 
 def test_profiles_dir_from_environment(profiles_dir: Path) -> None:
     write_profile(profiles_dir, "only", "description: from env\ncontext: ../ctx\n")
-    result = orchestrate("profiles", "list", "--json", env={"ORCHESTRATE_PROFILES_DIR": str(profiles_dir)})
+    result = orchestrate(
+        "profiles", "list", "--json", env={"ORCHESTRATE_PROFILES_DIR": str(profiles_dir)}
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [{"name": "only", "description": "from env", "valid": True}]
 
@@ -97,13 +103,13 @@ def test_schema_command_matches_the_shipped_schema_file() -> None:
     result = orchestrate("profiles", "schema")
     assert json.loads(result.stdout) == json_schema()
     shipped = json.loads((REPO / "docs" / "profile.schema.json").read_text())
-    assert shipped == json_schema(), "regenerate: orchestrate profiles schema > docs/profile.schema.json"
+    assert shipped == json_schema(), (
+        "regenerate: orchestrate profiles schema > docs/profile.schema.json"
+    )
 
 
 def test_unreachable_engine_exits_3(tmp_path: Path) -> None:
-    result = orchestrate(
-        "build", "example", env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
-    )
+    result = orchestrate("build", "example", env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
     assert_one_line_error(result, 3, "cannot reach the Docker engine")
 
 
@@ -115,7 +121,11 @@ def test_usage_error_exits_2() -> None:
 
 def test_dry_run_touches_nothing_and_shows_the_command(tmp_path: Path) -> None:
     result = orchestrate(
-        "build", "example", "--dry-run", "--no-proxy", "--json",
+        "build",
+        "example",
+        "--dry-run",
+        "--no-proxy",
+        "--json",
         env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "XDG_CACHE_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
