@@ -28,14 +28,14 @@ def plan_for(store: ProfileStore, name: str, options: BuildOptions, *, dry_run: 
     started = time.monotonic()
     facts = gather_facts(
         builder=resolved.profile.builder,
-        proxy=_proxy_facts(resolved, options, dry_run=dry_run),
+        proxy=proxy_facts(resolved, options, dry_run=dry_run),
         render_dir=RENDER_DIR,
     )
     log.debug("facts gathered", seconds=round(time.monotonic() - started, 3))
     return plan_build(resolved, parsed, facts, options)
 
 
-def _proxy_facts(
+def proxy_facts(
     resolved: ResolvedProfile, options: BuildOptions, *, dry_run: bool
 ) -> ProxyFacts | None:
     settings = resolved.profile.proxy

@@ -8,6 +8,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ import typer
 import yaml
 
 from orchestrator import __version__, engine, proxy
+from orchestrator import bake as bakes
 from orchestrator import build as builds
 from orchestrator.errors import ExitCode, HandledError
 from orchestrator.log import LogFormat, configure, get_logger
@@ -121,6 +123,48 @@ def build(
     log.info("build", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
     builds.execute(plan)
     log.info("built", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
+
+
+@app.command()
+def bake(
+    targets: Annotated[list[str] | None, typer.Argument(help="Targets or groups to bake.")] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="Profile whose wiring applies to every target.")
+    ] = "example",
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--file", "-f", help="Bake files [default: ./docker-bake.hcl]."),
+    ] = None,
+    print_override: Annotated[
+        bool,
+        typer.Option("--print", help="Print the override JSON for plain `docker buildx bake`."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print each target's plan; run nothing.")
+    ] = False,
+    no_proxy: Annotated[
+        bool, typer.Option("--no-proxy", help="Skip the proxy: use locked cache mounts.")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Rebuild every RUN step but keep the package cache.")
+    ] = False,
+) -> None:
+    """Run `docker buildx bake` with a profile's wiring applied to every selected target."""
+    engine.ensure_engine()
+    resolved = _store().resolve(profile)
+    options = BuildOptions(no_proxy=no_proxy, fresh=fresh)
+    chosen = files or [Path("docker-bake.hcl")]
+    plan = bakes.prepare(
+        resolved, chosen, targets or [], options, dry_run=dry_run or print_override
+    )
+    if print_override:
+        _print_json(bakes.export(plan))
+    elif dry_run:
+        for name, target_plan in plan.plans.items():
+            typer.echo(f"== target {name}\n{render_text(target_plan, command=False)}\n")
+        typer.echo(f"command:\n  {shlex.join(plan.argv(Path('OVERRIDE.json')))}")
+    else:
+        bakes.execute(plan)
 
 
 @profiles_app.command("list")

@@ -14,7 +14,11 @@ from orchestrator.plan import HostFacts, ProxyFacts
 
 
 def gather_facts(
-    *, builder: str | None = None, proxy: ProxyFacts | None = None, render_dir: Path
+    *,
+    builder: str | None = None,
+    proxy: ProxyFacts | None = None,
+    render_dir: Path,
+    bridge_gateway: str | None = None,
 ) -> HostFacts:
     uid, gid = os.getuid(), os.getgid()
     return HostFacts(
@@ -25,6 +29,7 @@ def gather_facts(
         env_names=frozenset(os.environ),
         builder_driver=builder_driver(builder),
         proxy=proxy,
+        bridge_gateway=bridge_gateway,
         render_dir=render_dir,
         fresh_token=secrets.token_hex(8),
     )

@@ -72,6 +72,7 @@ class HostFacts:
     env_names: frozenset[str] = frozenset()
     builder_driver: str = "docker"
     proxy: ProxyFacts | None = None
+    bridge_gateway: str | None = None
     render_dir: Path = Path("/nonexistent")
     fresh_token: str = "0"
 
@@ -82,6 +83,7 @@ class BuildOptions:
 
     no_proxy: bool = False
     fresh: bool = False
+    bake: bool = False  # planning one target of `docker buildx bake`
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,24 @@ class BuildPlan:
     rendered_path: Path | None = None
     rendered_text: str | None = None
     prepare: tuple[tuple[str, ...], ...] = ()
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    ssh: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def bake_target(self) -> dict[str, Any]:
+        """The same wiring as a bake target override (buildx 0.13 JSON keys)."""
+        target: dict[str, Any] = {
+            "dockerfile": str(self.rendered_path or self.dockerfile),
+            "args": dict(self.build_args),
+            "labels": dict(self.labels),
+            "output": ["type=docker"],
+        }
+        if self.secrets:
+            target["secret"] = list(self.secrets)
+        if self.ssh:
+            target["ssh"] = list(self.ssh)
+        return target
 
     @property
     def command_line(self) -> str:
@@ -144,6 +164,9 @@ class _Draft:
     build_args: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     build_user: BuildUser | None = None
+    secrets: list[str] = field(default_factory=list)
+    ssh: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
     mode: Mode = "off"
     index_url: str | None = None
     prepare: list[tuple[str, ...]] = field(default_factory=list)
@@ -154,6 +177,10 @@ class _Draft:
 
     def decide(self, topic: str, choice: str, reason: str) -> None:
         self.decisions.append(Decision(topic, choice, reason))
+
+    def secret(self, spec: str) -> None:
+        self.secrets.append(spec)
+        self.args += ["--secret", spec]
 
 
 def plan_build(
@@ -190,10 +217,11 @@ def _finish(draft: _Draft, rendered: str | None) -> BuildPlan:
     head = ["docker", "buildx", "build", "--file", str(dockerfile)]
     if profile.target:
         head += ["--target", profile.target]
-    for key, value in {**draft.build_args, **profile.build_args}.items():
+    build_args = {**draft.build_args, **profile.build_args}
+    for key, value in build_args.items():
         head += ["--build-arg", f"{key}={value}"]
     if draft.env:
-        draft.args += ["--secret", f"id={ENV_SECRET},env={ENV_VARIABLE}"]
+        draft.secret(f"id={ENV_SECRET},env={ENV_VARIABLE}")
     return BuildPlan(
         profile=draft.resolved.name,
         sources=draft.resolved.sources,
@@ -208,6 +236,10 @@ def _finish(draft: _Draft, rendered: str | None) -> BuildPlan:
         rendered_path=rendered_path,
         rendered_text=rendered,
         prepare=tuple(draft.prepare),
+        build_args=build_args,
+        secrets=tuple(draft.secrets),
+        ssh=tuple(draft.ssh),
+        labels=draft.labels,
     )
 
 
@@ -248,7 +280,7 @@ def _plan_mode(draft: _Draft) -> None:
     else:
         why = proxy.reason if proxy else "the proxy was not checked"
         if proxy is not None and proxy.healthy:
-            why = f"it has no address on network '{settings.network}' for a container builder"
+            why = _unreachable_reason(draft)
         if settings.mode == "require":
             raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
         draft.mode = "cache-mount"
@@ -262,8 +294,22 @@ def _plan_mode(draft: _Draft) -> None:
 
 def _reachable_from_builds(draft: _Draft, proxy: ProxyFacts) -> bool:
     """A container builder reaches a managed proxy only by its IP on the shared network."""
-    managed = not draft.profile.proxy.url
-    return not managed or draft.facts.builder_driver == "docker" or proxy.address is not None
+    settings = draft.profile.proxy
+    if settings.url:
+        return not (draft.options.bake and _is_loopback(settings.url))
+    if draft.options.bake:
+        return settings.bridge and draft.facts.bridge_gateway is not None
+    return draft.facts.builder_driver == "docker" or proxy.address is not None
+
+
+def _unreachable_reason(draft: _Draft) -> str:
+    settings = draft.profile.proxy
+    if draft.options.bake:
+        return (
+            "bake builds run on the default bridge and the proxy is published on "
+            "loopback only: set proxy.bridge: true"
+        )
+    return f"it has no address on network '{settings.network}' for a container builder"
 
 
 def _proxy_url(draft: _Draft) -> str:
@@ -272,6 +318,14 @@ def _proxy_url(draft: _Draft) -> str:
     if settings.url:
         draft.decide("proxy address", redact(settings.url), "an external proxy, used as given")
         return settings.url
+    if draft.options.bake:
+        url = f"http://{draft.facts.bridge_gateway}:{settings.port}/index/"
+        draft.decide(
+            "proxy address",
+            url,
+            "the proxy is also published on the default bridge's gateway, which bake builds reach",
+        )
+        return url
     if draft.facts.builder_driver == "docker":
         draft.decide(
             "proxy address",
@@ -350,6 +404,14 @@ def _plan_index(draft: _Draft) -> None:
 
 def _plan_network(draft: _Draft) -> None:
     choice = draft.profile.network
+    if draft.options.bake:
+        draft.decide(
+            "network",
+            "default",
+            "bake has no network attribute before buildx 0.17, "
+            "so its builds run on the default bridge",
+        )
+        return
     if draft.facts.builder_driver != "docker":
         draft.decide(
             "network", "builder's", "a container builder's network is set when it is created"
@@ -395,7 +457,7 @@ def _plan_ca(draft: _Draft) -> None:
     if path is None:
         draft.decide("CA bundle", "none", "off, or no host bundle found")
         return
-    draft.args += ["--secret", f"id={CA_SECRET},src={path}"]
+    draft.secret(f"id={CA_SECRET},src={path}")
     target = f"/run/secrets/{CA_SECRET}"
     for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         draft.env[name] = target
@@ -435,6 +497,7 @@ def _plan_ssh(draft: _Draft) -> None:
             "socket was found: start one (eval $(ssh-agent); ssh-add) so "
             "SSH_AUTH_SOCK is set"
         )
+    draft.ssh.append(f"default={sock}")
     draft.args += ["--ssh", f"default={sock}"]
     draft.decide(
         "ssh", f"default={sock}", "the profile forwards the ssh-agent; keys stay on the host"
@@ -449,9 +512,9 @@ def _plan_secrets(draft: _Draft) -> None:
                     f"{draft.resolved.sources[0]}: field 'secrets.{key}.env': "
                     f"environment variable {secret.env} is not set"
                 )
-            draft.args += ["--secret", f"id={key},env={secret.env}"]
+            draft.secret(f"id={key},env={secret.env}")
         else:
-            draft.args += ["--secret", f"id={key},src={secret.file}"]
+            draft.secret(f"id={key},src={secret.file}")
     if draft.profile.secrets:
         draft.decide("secrets", ", ".join(draft.profile.secrets), "passed as BuildKit secrets")
 
@@ -459,6 +522,7 @@ def _plan_secrets(draft: _Draft) -> None:
 def _plan_output(draft: _Draft) -> None:
     profile = draft.profile
     labels = {**profile.labels, PROFILE_LABEL: draft.resolved.name}
+    draft.labels = labels
     for key, value in labels.items():
         draft.args += ["--label", f"{key}={value}"]
     for tag in profile.tags:
@@ -632,7 +696,7 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
-def render_text(plan: BuildPlan) -> str:
+def render_text(plan: BuildPlan, *, command: bool = True) -> str:
     """The human-readable plan printed by ``--dry-run``."""
     lines = [
         f"profile:    {plan.profile} ({', '.join(str(s) for s in plan.sources)})",
@@ -658,6 +722,8 @@ def render_text(plan: BuildPlan) -> str:
             if f"id={ENV_SECRET}" in line or "id=orchestrator-" in line or FRESH_ARG in line
         ]
         lines += ["rendered steps:", *(f"  {line}" for line in changed)]
+    if not command:
+        return "\n".join(lines)
     lines += [
         "command:",
         f"  {ENV_VARIABLE}=... {plan.command_line}" if plan.build_env else f"  {plan.command_line}",

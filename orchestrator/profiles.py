@@ -89,6 +89,12 @@ class ProxySettings(BaseModel):
         "the cache with the network.",
     )
     port: int = Field(5000, ge=1, le=65535, description="Host port published for the proxy.")
+    bridge: bool = Field(
+        False,
+        description="Also publish the port on the default bridge's gateway address (such as "
+        "172.17.0.1): reachable from containers on this host, not from other machines. "
+        "`orchestrate bake` needs it, since bake cannot use host networking before buildx 0.17.",
+    )
     image: str = Field(
         "epicwink/proxpi:v1.3.1",
         description="Image to run; when absent and not pullable, orchestrator builds its own.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import ipaddress
 import json
 import time
 import urllib.error
@@ -52,7 +53,7 @@ class ContainerSpec:
     name: str
     image: str
     network: str
-    publish: tuple[str, int]
+    publish: tuple[tuple[str, int], ...]
     volumes: tuple[tuple[str, str, str], ...]
     envs: dict[str, str] = field(default_factory=dict)
 
@@ -106,8 +107,13 @@ def proxpi_env(settings: ProxySettings, *, with_ca: bool) -> dict[str, str]:
     return env
 
 
-def container_spec(settings: ProxySettings, image: str) -> ContainerSpec:
+def container_spec(
+    settings: ProxySettings, image: str, bridge_gateway: str | None = None
+) -> ContainerSpec:
     ca = settings.ca_bundle_path()
+    publish = [(f"{settings.bind}:{settings.port}", CONTAINER_PORT)]
+    if settings.bridge and bridge_gateway:
+        publish.append((f"{bridge_gateway}:{settings.port}", CONTAINER_PORT))
     volumes = [(settings.cache_volume, CACHE_DIR, "rw")]
     if ca is not None:
         volumes.append((str(ca), CA_TARGET, "ro"))
@@ -115,7 +121,7 @@ def container_spec(settings: ProxySettings, image: str) -> ContainerSpec:
         name=settings.name,
         image=image,
         network=settings.network,
-        publish=(f"{settings.bind}:{settings.port}", CONTAINER_PORT),
+        publish=tuple(publish),
         volumes=tuple(volumes),
         envs=proxpi_env(settings, with_ca=ca is not None),
     )
@@ -166,6 +172,21 @@ def _find(name: str) -> Container | None:
             "it is left alone: set proxy.name in the profile to another name"
         )
     return container
+
+
+def bridge_gateway() -> str | None:
+    """The default bridge's gateway: where containers on it reach the host."""
+    docker = engine.client()
+    network = engine.call("inspect the default bridge", docker.network.inspect, "bridge")
+    for config in network.ipam.config or []:
+        if not isinstance(config, dict):
+            continue
+        if config.get("Gateway"):
+            return str(config["Gateway"])
+        subnet = ipaddress.ip_network(str(config.get("Subnet", "")), strict=False)
+        if subnet.version == 4:
+            return str(next(subnet.hosts()))  # docker gives the bridge the first address
+    return None
 
 
 def _labels(container: Container) -> dict[str, str]:
@@ -324,7 +345,7 @@ def _run(spec: ContainerSpec, created: _Created) -> None:
             name=spec.name,
             restart="always",
             networks=[spec.network],
-            publish=[spec.publish],
+            publish=list(spec.publish),
             volumes=list(spec.volumes),
             envs=spec.envs,
             labels=spec.labels(),
@@ -335,7 +356,7 @@ def _run(spec: ContainerSpec, created: _Created) -> None:
             created.container = spec.name
         hint = ""
         if "address already in use" in exc.message or "port is already allocated" in exc.message:
-            hint = f" (port {spec.publish[0]} is taken: set proxy.port in the profile)"
+            hint = f" (port {spec.publish[0][0]} is taken: set proxy.port in the profile)"
         raise ProxyUnavailable(f"could not start the proxy: {exc.message}{hint}") from None
     created.container = spec.name
 
@@ -347,10 +368,10 @@ def _reconcile(settings: ProxySettings, created: _Created, *, allow_build: bool)
     if existing is not None and existing.state.running:
         wanted = _labels(existing).get(CONFIG_LABEL)
         image = existing.config.image or settings.image
-        if wanted == container_spec(settings, image).digest():
+        if wanted == container_spec(settings, image, _gateway(settings)).digest():
             return "found running"
     image = ensure_image(settings, allow_build=allow_build)
-    spec = container_spec(settings, image)
+    spec = container_spec(settings, image, _gateway(settings))
     if existing is not None:
         if _labels(existing).get(CONFIG_LABEL) == spec.digest():
             engine.call("start the proxy container", docker.container.start, existing)
@@ -362,6 +383,10 @@ def _reconcile(settings: ProxySettings, created: _Created, *, allow_build: bool)
     _ensure_volume(settings.cache_volume, created)
     _run(spec, created)
     return "recreated with new settings" if existing is not None else "created"
+
+
+def _gateway(settings: ProxySettings) -> str | None:
+    return bridge_gateway() if settings.bridge else None
 
 
 def ensure(settings: ProxySettings, *, allow_build: bool = True) -> ProxyStatus:

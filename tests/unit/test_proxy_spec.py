@@ -85,12 +85,12 @@ def test_proxpi_env_trusts_the_ca_only_when_given() -> None:
 
 def test_container_spec_publishes_on_loopback_by_default() -> None:
     spec = container_spec(settings(), IMAGE)
-    assert spec.publish == ("127.0.0.1:5000", CONTAINER_PORT)
+    assert spec.publish == (("127.0.0.1:5000", CONTAINER_PORT),)
 
 
 def test_container_spec_publishes_on_the_configured_bind_and_port() -> None:
     spec = container_spec(settings(bind="0.0.0.0", port=6000), IMAGE)
-    assert spec.publish == ("0.0.0.0:6000", CONTAINER_PORT)
+    assert spec.publish == (("0.0.0.0:6000", CONTAINER_PORT),)
 
 
 def test_container_spec_names_image_network_and_volume() -> None:
@@ -259,3 +259,9 @@ def test_parent_shorthand_is_merged_with_child_settings(profiles_dir: Path) -> N
     write_profile(profiles_dir, "app", "extends: base\nproxy: {port: 6000}\n")
     found = proxy_of(profiles_dir)
     assert (found.mode, found.port) == ("require", 6000)
+
+
+def test_bridge_publishing_is_off_by_default_and_adds_the_gateway_when_on() -> None:
+    assert len(container_spec(ProxySettings(), "img", "172.17.0.1").publish) == 1
+    spec = container_spec(ProxySettings(bridge=True), "img", "172.17.0.1")
+    assert spec.publish == (("127.0.0.1:5000", CONTAINER_PORT), ("172.17.0.1:5000", CONTAINER_PORT))
