@@ -194,7 +194,8 @@ def execute(plan: BakePlan) -> None:
     override.write_text(text, encoding="utf-8")
     try:
         argv = plan.argv(override)
-        log.info("bake", targets=list(plan.plans), command=shlex.join(argv))
+        modes = {name: target.mode for name, target in plan.plans.items()}
+        log.info("bake", modes=modes, command=shlex.join(argv))
         engine.run_streaming(argv, env=plan.secret_env)
     finally:
         override.unlink(missing_ok=True)

@@ -81,6 +81,7 @@ def proxy_config(upstream: Upstream, network: str, run_id: str) -> dict[str, Any
         "health_project": TOP_PACKAGE,
         "ca_bundle": "off",
         "startup_timeout": 60,
+        "bridge": True,
     }
 
 
