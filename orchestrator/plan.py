@@ -662,7 +662,7 @@ def _cache_mounts(draft: _Draft, run: RunStep) -> tuple[list[str], str]:
     ):
         target = f"{CACHE_ROOT}/{tool}"
         mounts.append(
-            f"--mount=type=cache,id=orchestrator-{tool}-{uid},target={target},"
+            f"--mount=type=cache,id={draft.profile.cache_namespace}-{tool}-{uid},target={target},"
             f"uid={uid},gid={gid},sharing=locked"
         )
         exports.append(f"{env_name}={target}")

@@ -230,6 +230,12 @@ class Profile(BaseModel):
     secrets: dict[str, Secret] = Field(
         default_factory=dict, description="BuildKit secrets by id: {file: PATH} or {env: VAR}."
     )
+    cache_namespace: str = Field(
+        "orchestrator",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Prefix of the fallback's cache mount ids ({namespace}-pip-{uid}); "
+        "profiles that share it share one package cache.",
+    )
     network: Literal["auto", "host", "default"] = Field(
         "auto",
         description="Build network: auto (host when the proxy or index is on this "
@@ -376,7 +382,7 @@ def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
 def _path_setting(value: object, base: Path) -> object:
     """A relative path in a profile means relative to that profile's file."""
     if isinstance(value, str) and value not in ("auto", "off"):
-        return str((base / value).resolve())
+        return str((base / Path(value).expanduser()).resolve())
     return value
 
 

@@ -82,10 +82,12 @@ def test_bake_falls_back_to_cache_mounts(workspace: Workspace, upstream: Upstrea
     path, tags = bake_file(workspace)
     workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE), proxy={
         "url": f"http://127.0.0.1:{free_port()}/index/",
-        "index": f"http://{address}:8080/simple/"})
+        "index": f"http://{address}:8080/simple/"},
+        cache_namespace=f"orchestrator-test-{workspace.root.name}")
     upstream.mark()
     workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
     check_images(tags)
+    assert upstream.file_downloads(), "a new cache namespace starts empty"
     upstream.mark()
     result = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
     assert '"modes": {"one": "cache-mount", "two": "cache-mount"}' in result.stderr

@@ -32,6 +32,7 @@ def test_proxy_down_falls_back_and_fresh_rebuild_downloads_nothing(
     upstream.mark()
     workspace.orchestrate("build", "app", "--fresh")
     assert docker.run(tag, ["sh", "-c", CHECK], remove=True).strip() == "ok"
+    assert len(upstream.file_downloads()) == 2, "a new cache namespace starts empty"
     upstream.mark()
     result = workspace.orchestrate("build", "app", "--fresh")
     assert '"mode": "cache-mount"' in result.stderr

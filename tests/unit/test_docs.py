@@ -1,0 +1,33 @@
+"""The docs stay true: every profile setting is documented, the README starts as promised."""
+
+from __future__ import annotations
+
+import re
+
+from orchestrator.errors import ExitCode
+from orchestrator.profiles import Profile, ProxySettings
+from tests.conftest import REPO
+
+
+def test_every_profile_setting_is_in_the_reference() -> None:
+    reference = (REPO / "docs" / "profiles.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", reference, flags=re.MULTILINE))
+    assert set(Profile.model_fields) <= documented
+    assert set(ProxySettings.model_fields) <= documented
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    commands = re.findall(r"^    (scripts/setup && .+)$", readme, flags=re.MULTILINE)
+    assert commands[:2] == [
+        "scripts/setup && .venv/bin/orchestrate build example",
+        "scripts/setup && .venv/bin/python -m pytest",
+    ]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert commands[1] in ci
+
+
+def test_every_exit_code_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for code in ExitCode:
+        assert re.search(rf"^\| {int(code)} \|", readme, flags=re.MULTILINE), code
