@@ -47,6 +47,15 @@ class _State:
 state = _State()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+DryRunFlag = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan and the docker command; run nothing.")
+]
+NoProxyFlag = Annotated[
+    bool, typer.Option("--no-proxy", help="Skip the proxy: use locked cache mounts.")
+]
+FreshFlag = Annotated[
+    bool, typer.Option("--fresh", help="Rebuild every RUN step but keep the package cache.")
+]
 ProfileOption = Annotated[
     str | None,
     typer.Option(
@@ -100,15 +109,9 @@ def _print_json(data: Any) -> None:
 @app.command()
 def build(
     profile: Annotated[str, typer.Argument(help="Name of the profile to build.")],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and the docker command; run nothing.")
-    ] = False,
-    no_proxy: Annotated[
-        bool, typer.Option("--no-proxy", help="Skip the proxy: use locked cache mounts.")
-    ] = False,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="Rebuild every RUN step but keep the package cache.")
-    ] = False,
+    dry_run: DryRunFlag = False,
+    no_proxy: NoProxyFlag = False,
+    fresh: FreshFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Build the image a profile describes, through the proxy or with cache mounts."""
@@ -139,15 +142,9 @@ def bake(
         bool,
         typer.Option("--print", help="Print the override JSON for plain `docker buildx bake`."),
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print each target's plan; run nothing.")
-    ] = False,
-    no_proxy: Annotated[
-        bool, typer.Option("--no-proxy", help="Skip the proxy: use locked cache mounts.")
-    ] = False,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="Rebuild every RUN step but keep the package cache.")
-    ] = False,
+    dry_run: DryRunFlag = False,
+    no_proxy: NoProxyFlag = False,
+    fresh: FreshFlag = False,
 ) -> None:
     """Run `docker buildx bake` with a profile's wiring applied to every selected target."""
     engine.ensure_engine()

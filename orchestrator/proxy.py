@@ -81,6 +81,7 @@ class ProxyStatus:
     container_id: str | None = None
     image: str | None = None
     address: str | None = None
+    bake_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +190,12 @@ def bridge_gateway() -> str | None:
     return None
 
 
+def _bake_url(settings: ProxySettings) -> str | None:
+    """Where bake builds (default bridge) reach the proxy, when it is published there."""
+    gateway = bridge_gateway() if settings.bridge else None
+    return f"http://{gateway}:{settings.port}/index/" if gateway else None
+
+
 def _labels(container: Container) -> dict[str, str]:
     return dict(container.config.labels or {})
 
@@ -226,6 +233,7 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
         container_id=container.id[:12],
         image=container.config.image,
         address=address_on(container, settings.network),
+        bake_url=_bake_url(settings),
         **base,
     )
 

@@ -176,16 +176,20 @@ def proxy(proxy_cleanup: dict[str, Any]) -> dict[str, Any]:
     return proxy_cleanup
 
 
-PIP_DOCKERFILE = f"""\
+# A non-root build user made from the USER_* build args, as in the seed story.
+USER_HEADER = textwrap.dedent("""\
     ARG BASE_IMAGE=python:3.12-slim
-    FROM ${{BASE_IMAGE}}
+    FROM ${BASE_IMAGE}
     ARG USER_NAME=app
     ARG USER_ID=1000
     ARG GROUP_ID=1000
-    RUN groupadd -g "${{GROUP_ID}}" "${{USER_NAME}}" \\
-     && useradd -m -l -u "${{USER_ID}}" -g "${{GROUP_ID}}" "${{USER_NAME}}"
-    USER ${{USER_NAME}}
-    WORKDIR /home/${{USER_NAME}}
+    RUN groupadd -g "${GROUP_ID}" "${USER_NAME}" \\
+     && useradd -m -l -u "${USER_ID}" -g "${GROUP_ID}" "${USER_NAME}"
+    USER ${USER_NAME}
+    WORKDIR /home/${USER_NAME}
+    """)
+
+PIP_DOCKERFILE = USER_HEADER + textwrap.dedent(f"""\
     RUN python3 -m venv venv
     RUN venv/bin/pip install --disable-pip-version-check {TOP_PACKAGE}
-    """
+    """)

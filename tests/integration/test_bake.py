@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,9 @@ def test_exported_override_reproduces_the_build_with_plain_bake(
 ) -> None:
     path, tags = bake_file(workspace)
     workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE))
-    override = json.loads(workspace.orchestrate("bake", "--profile", "app", "-f", str(path),
-                                                "--print").stdout)
+    override = json.loads(
+        workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--print").stdout
+    )
     assert set(override["target"]) == {"one", "two"}
     for target in override["target"].values():
         assert Path(target["dockerfile"]).is_file()
@@ -68,7 +70,10 @@ def test_exported_override_reproduces_the_build_with_plain_bake(
             docker.image.remove(tag, force=True)
     result = subprocess.run(
         ["docker", "buildx", "bake", "-f", str(path), "-f", str(override_file)],
-        capture_output=True, text=True, check=False, timeout=600,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     check_images(tags)
@@ -80,10 +85,15 @@ def test_bake_falls_back_to_cache_mounts(workspace: Workspace, upstream: Upstrea
         docker.network.connect("bridge", upstream.name)
     address = docker.container.inspect(upstream.name).network_settings.networks["bridge"].ip_address
     path, tags = bake_file(workspace)
-    workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE), proxy={
-        "url": f"http://127.0.0.1:{free_port()}/index/",
-        "index": f"http://{address}:8080/simple/"},
-        cache_namespace=f"orchestrator-test-{workspace.root.name}")
+    workspace.profile(
+        "app",
+        workspace.context("unused", PIP_DOCKERFILE),
+        proxy={
+            "url": f"http://127.0.0.1:{free_port()}/index/",
+            "index": f"http://{address}:8080/simple/",
+        },
+        cache_namespace=f"orchestrator-test-{uuid.uuid4().hex[:12]}",
+    )
     upstream.mark()
     workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
     check_images(tags)

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import tarfile
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +17,9 @@ import pytest
 from python_on_whales import docker
 
 from orchestrator.plan import PROFILE_LABEL
-from tests.integration.conftest import TOP_PACKAGE, Workspace
+from tests.integration.conftest import TOP_PACKAGE, USER_HEADER, Workspace
 
-REPORTING_DOCKERFILE = f"""\
-    ARG BASE_IMAGE=python:3.12-slim
-    FROM ${{BASE_IMAGE}}
-    ARG USER_NAME=app
-    ARG USER_ID=1000
-    ARG GROUP_ID=1000
-    RUN groupadd -g "${{GROUP_ID}}" "${{USER_NAME}}" \\
-     && useradd -m -l -u "${{USER_ID}}" -g "${{GROUP_ID}}" "${{USER_NAME}}"
-    USER ${{USER_NAME}}
-    WORKDIR /home/${{USER_NAME}}
+REPORTING_DOCKERFILE = USER_HEADER + textwrap.dedent(f"""\
     RUN mkdir report && id -u > report/uid && id -un > report/user
     RUN echo "$PIP_INDEX_URL" > report/index
     RUN --mount=type=ssh ssh-add -l > report/ssh 2>&1 || echo "no agent" > report/ssh
@@ -36,7 +28,7 @@ REPORTING_DOCKERFILE = f"""\
     RUN python3 -m venv venv && venv/bin/pip install --disable-pip-version-check {TOP_PACKAGE} \\
      && venv/bin/pip download --no-deps -d /tmp/x {TOP_PACKAGE} 2>&1 | grep -o 'http://[^ ]*' \\
         | head -n1 > report/download_url
-    """
+    """)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +24,11 @@ def test_proxy_down_falls_back_and_fresh_rebuild_downloads_nothing(
     workspace: Workspace, upstream: Upstream
 ) -> None:
     tag = workspace.profile(
-        "app", workspace.context("ctx", PIP_DOCKERFILE), proxy=dead_proxy(), network="host"
+        "app",
+        workspace.context("ctx", PIP_DOCKERFILE),
+        proxy=dead_proxy(),
+        network="host",
+        cache_namespace=f"orchestrator-test-{uuid.uuid4().hex[:12]}",
     )
     plan = json.loads(workspace.orchestrate("build", "app", "--dry-run", "--json").stdout)
     assert plan["mode"] == "cache-mount"

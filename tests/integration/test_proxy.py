@@ -10,7 +10,7 @@ from typing import Any
 
 from python_on_whales import docker
 
-from orchestrator.proxy import OWNER, OWNER_LABEL, probe
+from orchestrator.proxy import OWNER, OWNER_LABEL, bridge_gateway, probe
 from tests.integration.conftest import PIP_DOCKERFILE, TOP_PACKAGE, Workspace
 from tests.support.upstream_container import Upstream
 
@@ -35,7 +35,9 @@ def test_up_creates_a_labelled_loopback_proxy_that_serves(
     assert container.config.labels[OWNER_LABEL] == OWNER
     assert container.host_config.restart_policy.name == "always"
     bindings = container.host_config.port_bindings["5000/tcp"]
-    assert [(b.host_ip, b.host_port) for b in bindings] == [("127.0.0.1", str(proxy["port"]))]
+    published = sorted((b.host_ip, b.host_port) for b in bindings)
+    # Loopback, plus the default bridge's gateway because the test profiles set bridge: true.
+    assert published == [("127.0.0.1", str(proxy["port"])), (bridge_gateway(), str(proxy["port"]))]
     env = dict(item.split("=", 1) for item in container.config.env)
     assert env["PROXPI_CACHE_DIR"] == "/var/cache/proxpi"
     assert float(env["PROXPI_DOWNLOAD_TIMEOUT"]) >= 60
