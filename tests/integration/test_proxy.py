@@ -149,3 +149,25 @@ def test_status_of_an_absent_proxy_says_so(workspace: Workspace, run_id: str) ->
 def test_health_probe_uses_a_pep691_accept_header(proxy: dict[str, Any]) -> None:
     ok, reason = probe(f"http://127.0.0.1:{proxy['port']}/index/", TOP_PACKAGE)
     assert ok, reason
+
+
+def test_a_stopped_proxy_is_started_and_a_changed_one_recreated(
+    workspace: Workspace, proxy: dict[str, Any]
+) -> None:
+    context = workspace.context("ctx", PIP_DOCKERFILE)
+    workspace.profile("app", context)
+    workspace.orchestrate("proxy", "up", "--profile", "app")
+    before = docker.container.inspect(proxy["name"]).id
+    docker.container.stop(proxy["name"])
+    workspace.orchestrate("proxy", "up", "--profile", "app")
+    started = docker.container.inspect(proxy["name"])
+    assert (started.id, started.state.running) == (before, True)
+
+    workspace.profile("app", context, proxy={"index_ttl": 60})
+    workspace.orchestrate("proxy", "up", "--profile", "app")
+    recreated = docker.container.inspect(proxy["name"])
+    assert recreated.id != before
+    assert "PROXPI_INDEX_TTL=60" in recreated.config.env
+    assert docker.volume.exists(proxy["cache_volume"])
+    workspace.profile("app", context)
+    workspace.orchestrate("proxy", "up", "--profile", "app")
