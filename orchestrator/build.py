@@ -44,7 +44,11 @@ def proxy_facts(
     try:
         if dry_run:
             return _looked_up(settings)
-        found = proxy.ensure(settings, allow_build=settings.mode == "require")
+        found = proxy.ensure(
+            settings,
+            allow_build=settings.mode == "require",
+            requester=proxy.Requester(profile=resolved.name, replace=False),
+        )
     except (ProxyUnavailable, EngineUnavailable, Conflict) as exc:
         if settings.mode == "require" and not isinstance(exc, ProxyUnavailable):
             raise
@@ -58,7 +62,7 @@ def _looked_up(settings: ProxySettings) -> ProxyFacts:
     if found.healthy or found.state in ("external", "running"):
         return ProxyFacts(healthy=found.healthy, reason=found.reason, address=found.address)
     try:
-        proxy.ensure_image(settings, allow_build=settings.mode == "require", pull=False)
+        proxy.ensure_image(settings, allow_build=False, pull=False)
     except ProxyUnavailable as exc:
         return ProxyFacts(healthy=False, reason=exc.message)
     return ProxyFacts(healthy=True, reason=f"{found.reason}; a real run starts it first")

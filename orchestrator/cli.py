@@ -23,6 +23,7 @@ from orchestrator.errors import ExitCode, HandledError
 from orchestrator.log import LogFormat, configure, get_logger
 from orchestrator.plan import BuildOptions, render_text
 from orchestrator.profiles import PROFILES_DIR_ENV, ProfileStore, ProxySettings, json_schema
+from orchestrator.urls import redact
 
 app = typer.Typer(
     name="orchestrate",
@@ -123,17 +124,17 @@ def build(
         builds.keep_rendered(plan)
         _print_json(plan.as_dict()) if as_json else typer.echo(render_text(plan))
         return
-    log.info("build", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
+    log.info("build", profile=plan.profile, mode=plan.mode, reason=plan.mode_reason)
     builds.execute(plan)
     log.info("built", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
 
 
 @app.command()
 def bake(
-    targets: Annotated[list[str] | None, typer.Argument(help="Targets or groups to bake.")] = None,
     profile: Annotated[
         str, typer.Option("--profile", "-p", help="Profile whose wiring applies to every target.")
-    ] = "example",
+    ],
+    targets: Annotated[list[str] | None, typer.Argument(help="Targets or groups to bake.")] = None,
     files: Annotated[
         list[Path] | None,
         typer.Option("--file", "-f", help="Bake files [default: ./docker-bake.hcl]."),
@@ -174,7 +175,8 @@ def profiles_list(as_json: JsonFlag = False) -> None:
             description = store.resolve(name).profile.description
             rows.append({"name": name, "description": description, "valid": True})
         except HandledError as exc:
-            rows.append({"name": name, "description": "", "valid": False, "error": exc.message})
+            error = redact(exc.message)
+            rows.append({"name": name, "description": "", "valid": False, "error": error})
     if as_json:
         _print_json(rows)
         return
@@ -210,7 +212,7 @@ def profiles_validate(
             typer.echo(f"ok       {name}")
         except HandledError as exc:
             failed = True
-            typer.echo(f"invalid  {name}: {exc.message}", err=True)
+            typer.echo(f"invalid  {name}: {redact(exc.message)}", err=True)
     if failed:
         raise typer.Exit(ExitCode.BAD_INPUT)
 
@@ -237,7 +239,8 @@ def _print_status(found: proxy.ProxyStatus, as_json: bool) -> None:
 def proxy_up(profile: ProfileOption = None, as_json: JsonFlag = False) -> None:
     """Find, start or create the proxy and wait until it serves."""
     engine.ensure_engine()
-    _print_status(proxy.ensure(_proxy_settings(profile)), as_json)
+    requester = proxy.Requester(profile=profile or "", replace=True)
+    _print_status(proxy.ensure(_proxy_settings(profile), requester=requester), as_json)
 
 
 @proxy_app.command("status")
@@ -295,5 +298,5 @@ def main() -> None:
     try:
         app()
     except HandledError as exc:
-        print(f"orchestrate: error: {exc.message}", file=sys.stderr)
+        print(f"orchestrate: error: {redact(exc.message)}", file=sys.stderr)
         sys.exit(int(exc.exit_code))

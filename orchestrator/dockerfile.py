@@ -18,6 +18,7 @@ from pathlib import Path
 import dockerfile as bk_parser
 
 from orchestrator.errors import BadInput
+from orchestrator.profiles import read_text
 
 PACKAGE_MANAGERS = ("pip", "pip3", "uv", "poetry", "pipenv", "pdm")
 _VERSION_SUFFIX = re.compile(r"(?<=^pip)[0-9.]+$")
@@ -74,7 +75,7 @@ class ParsedDockerfile:
 
 
 def parse(path: Path) -> ParsedDockerfile:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "Dockerfile")
     try:
         commands = bk_parser.parse_string(text)
     except bk_parser.GoParseError as exc:

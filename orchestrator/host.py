@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 from orchestrator import engine
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import BadInput, EngineUnavailable
 from orchestrator.plan import HostFacts, ProxyFacts
 
 
@@ -61,6 +61,11 @@ def builder_driver(builder: str | None) -> str:
             return "docker"
     try:
         found = engine.call("inspect builder", engine.client().buildx.inspect, builder)
-    except EngineUnavailable:
-        return "docker"
+    except EngineUnavailable as exc:
+        if builder is None:
+            return "docker"
+        raise BadInput(
+            f"buildx builder '{builder}' cannot be used ({exc.message}); create it with "
+            f"`docker buildx create --name {builder}` or remove 'builder' from the profile"
+        ) from None
     return str(found.driver)

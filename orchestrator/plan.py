@@ -8,8 +8,6 @@ adds arguments and records the decision behind them, with a reason a person can 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,6 +27,7 @@ from orchestrator.dockerfile import (
 )
 from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.profiles import BuildUser, Profile, ResolvedProfile
+from orchestrator.urls import is_loopback, redact
 
 PROFILE_LABEL = "io.orchestrator.profile"
 ENV_SECRET = "orchestrator-env"
@@ -127,6 +126,10 @@ class BuildPlan:
         return shlex.join(self.argv)
 
     @property
+    def mode_reason(self) -> str:
+        return next((d.reason for d in self.decisions if d.topic == "mode"), "")
+
+    @property
     def secret_env(self) -> dict[str, str]:
         """Process environment the build needs: the build settings, fed to a secret."""
         if not self.build_env:
@@ -176,7 +179,7 @@ class _Draft:
         return self.resolved.profile
 
     def decide(self, topic: str, choice: str, reason: str) -> None:
-        self.decisions.append(Decision(topic, choice, reason))
+        self.decisions.append(Decision(topic, redact(choice), redact(reason)))
 
     def secret(self, spec: str) -> None:
         self.secrets.append(spec)
@@ -280,7 +283,7 @@ def _plan_mode(draft: _Draft) -> None:
     else:
         why = proxy.reason if proxy else "the proxy was not checked"
         if proxy is not None and proxy.healthy:
-            why = _unreachable_reason(draft)
+            why = _unreachable_reason(draft, proxy) or why
         if settings.mode == "require":
             raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
         draft.mode = "cache-mount"
@@ -293,23 +296,35 @@ def _plan_mode(draft: _Draft) -> None:
 
 
 def _reachable_from_builds(draft: _Draft, proxy: ProxyFacts) -> bool:
-    """A container builder reaches a managed proxy only by its IP on the shared network."""
+    return _unreachable_reason(draft, proxy) is None
+
+
+def _unreachable_reason(draft: _Draft, proxy: ProxyFacts) -> str | None:
+    """Why RUN steps could not reach a proxy that serves the host, if they could not."""
+    settings = draft.profile.proxy
+    loopback = is_loopback(settings.url or settings.host_url)
+    if draft.options.bake:
+        return _unreachable_from_bake(draft, loopback=loopback)
+    if draft.facts.builder_driver != "docker":
+        if settings.url:
+            return "a container builder cannot reach this loopback URL" if loopback else None
+        missing = proxy.address is None
+        return f"it has no address on network '{settings.network}'" if missing else None
+    if loopback and draft.profile.network == "default":
+        return "network: default cannot reach the proxy on this machine's loopback"
+    return None
+
+
+def _unreachable_from_bake(draft: _Draft, *, loopback: bool) -> str | None:
     settings = draft.profile.proxy
     if settings.url:
-        return not (draft.options.bake and _is_loopback(settings.url))
-    if draft.options.bake:
-        return settings.bridge and draft.facts.bridge_gateway is not None
-    return draft.facts.builder_driver == "docker" or proxy.address is not None
-
-
-def _unreachable_reason(draft: _Draft) -> str:
-    settings = draft.profile.proxy
-    if draft.options.bake:
-        return (
-            "bake builds run on the default bridge and the proxy is published on "
-            "loopback only: set proxy.bridge: true"
-        )
-    return f"it has no address on network '{settings.network}' for a container builder"
+        return "bake builds run on the default bridge, away from loopback" if loopback else None
+    if settings.bridge and draft.facts.bridge_gateway:
+        return None
+    return (
+        "bake builds run on the default bridge and the proxy is published on "
+        "loopback only: set proxy.bridge: true"
+    )
 
 
 def _proxy_url(draft: _Draft) -> str:
@@ -419,7 +434,7 @@ def _plan_network(draft: _Draft) -> None:
         return
     if choice == "auto":
         url = _probable_index(draft)
-        choice = "host" if url and _is_loopback(url) else "default"
+        choice = "host" if url and is_loopback(url) else "default"
         reason = (
             f"{redact(url or '')} is on this machine's loopback"
             if choice == "host"
@@ -437,16 +452,6 @@ def _probable_index(draft: _Draft) -> str | None:
     if draft.mode == "proxy":
         return settings.url or settings.host_url
     return settings.index if draft.mode == "cache-mount" else None
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- what the build gets ------------------------------------------------------------------
@@ -479,12 +484,23 @@ def _plan_user(draft: _Draft) -> None:
             reason = "the invoking user, so files in mounted volumes keep their owner"
     else:
         user, reason = setting, "given by the profile"
+    user = _with_profile_overrides(user, draft.profile.build_args)
     draft.build_user = user
     values = dict(zip(USER_ARGS, (user.name, str(user.uid), str(user.gid)), strict=True))
     declared = [name for name in USER_ARGS if draft.parsed.declares(name)]
     draft.build_args.update({name: values[name] for name in declared})
     passed = ", ".join(f"{n}={values[n]}" for n in declared) or "none declared by the Dockerfile"
     draft.decide("build user", passed, reason)
+
+
+def _with_profile_overrides(user: BuildUser, build_args: Mapping[str, str]) -> BuildUser:
+    """The profile's own USER_* build args win, so mounts must use their values too."""
+    uid, gid = build_args.get("USER_ID", ""), build_args.get("GROUP_ID", "")
+    return BuildUser(
+        name=build_args.get("USER_NAME", user.name),
+        uid=int(uid) if uid.isdigit() else user.uid,
+        gid=int(gid) if gid.isdigit() else user.gid,
+    )
 
 
 def _plan_ssh(draft: _Draft) -> None:
@@ -611,12 +627,24 @@ def _fix_mount(flag: str, draft: _Draft, run: RunStep) -> str:
     if not flag.startswith("--mount="):
         return flag
     fixed = _literal_mount(flag, draft, run)
-    if not any(kind in fixed for kind in _OWNED_MOUNTS) or "uid=" in fixed:
+    options = _mount_options(fixed)
+    if f"type={options.get('type', 'bind')}" not in _OWNED_MOUNTS:
         return fixed
     owner = _run_owner(draft, run)
     if owner is None or owner == (0, 0):
         return fixed
-    return f"{fixed},uid={owner[0]},gid={owner[1]}"
+    missing = [
+        f"{key}={value}"
+        for key, value in zip(("uid", "gid"), owner, strict=True)
+        if key not in options
+    ]
+    return ",".join([fixed, *missing]) if missing else fixed
+
+
+def _mount_options(flag: str) -> dict[str, str]:
+    """``--mount=type=cache,id=x,ro`` as ``{"type": "cache", "id": "x", "ro": ""}``."""
+    pairs = (item.partition("=") for item in flag.removeprefix("--mount=").split(","))
+    return {key: value for key, _, value in pairs}
 
 
 def _literal_mount(flag: str, draft: _Draft, run: RunStep) -> str:
@@ -686,14 +714,6 @@ def _run_owner(draft: _Draft, run: RunStep) -> tuple[int, int] | None:
     if name.isdigit():
         return int(name), int(group) if group.isdigit() else int(name)
     return None
-
-
-_CREDENTIALS = re.compile(r"(//[^/@:]+:)[^/@]+@")
-
-
-def redact(text: str) -> str:
-    """Hide passwords in URLs before they are printed or logged."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def render_text(plan: BuildPlan, *, command: bool = True) -> str:

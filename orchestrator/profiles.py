@@ -8,9 +8,11 @@ last. Relative paths are resolved against the file that wrote them, as compose d
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,17 +30,24 @@ from pydantic import (
 )
 
 from orchestrator.errors import BadInput
+from orchestrator.urls import redact_all
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 PROFILES_DIR_ENV = "ORCHESTRATE_PROFILES_DIR"
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _scalar_to_str(value: object) -> object:
-    """YAML turns ``USER_ID: 1000`` into an int; build args are strings on the wire."""
+    """YAML turns ``USER_ID: 1000`` into an int; build args are strings on the wire.
+
+    A float is refused: YAML reads ``3.10`` as 3.1, which is never what was meant.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, float | datetime.date):
+        raise ValueError(f"YAML read {value!r} as a {type(value).__name__}: put it in quotes")
     return value
 
 
@@ -68,7 +78,7 @@ class ProxySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Literal["auto", "require", "off"] = Field(
+    mode: Annotated[Literal["auto", "require", "off"], Switch] = Field(
         "auto",
         description="auto: use the proxy when it can serve, else fall back to cache mounts; "
         "require: fail when it cannot; off: never use it.",
@@ -169,6 +179,18 @@ class BuildUser(BaseModel):
     gid: int = Field(ge=0, description="GROUP_ID build arg.")
 
 
+def _secret_id(value: str) -> str:
+    """Ids go into `--secret id=...,src=...`: a comma or '=' would inject options."""
+    if not PROFILE_NAME.fullmatch(value):
+        raise ValueError("use letters, digits, '.', '_' and '-' only")
+    if value.startswith("orchestrator-"):
+        raise ValueError("ids starting with 'orchestrator-' are reserved")
+    return value
+
+
+SecretId = Annotated[str, AfterValidator(_secret_id)]
+
+
 class Secret(BaseModel):
     """A BuildKit secret, read from a file or an environment variable, never a build arg."""
 
@@ -227,7 +249,7 @@ class Profile(BaseModel):
         description="CA bundle given to RUN steps as a secret: auto (the host's, when "
         "present), off, or a path relative to the profile.",
     )
-    secrets: dict[str, Secret] = Field(
+    secrets: dict[SecretId, Secret] = Field(
         default_factory=dict, description="BuildKit secrets by id: {file: PATH} or {env: VAR}."
     )
     cache_namespace: str = Field(
@@ -266,7 +288,8 @@ class ResolvedProfile:
     def as_dict(self) -> dict[str, Any]:
         data = self.profile.model_dump(mode="json", exclude={"extends"})
         data["dockerfile_path"] = str(self.profile.dockerfile_path)
-        return {"name": self.name, "sources": [str(s) for s in self.sources], **data}
+        shown = {"name": self.name, "sources": [str(s) for s in self.sources], **data}
+        return dict(redact_all(shown))
 
 
 @dataclass(frozen=True)
@@ -293,10 +316,19 @@ class ProfileStore:
                 f"{self.directory}: profiles directory not found "
                 f"(use --profiles-dir or {PROFILES_DIR_ENV})"
             )
-        found = {p.stem for p in self.directory.iterdir() if p.suffix in PROFILE_SUFFIXES}
+        found = {
+            p.stem
+            for p in self.directory.iterdir()
+            if p.suffix in PROFILE_SUFFIXES and p.is_file() and PROFILE_NAME.fullmatch(p.stem)
+        }
         return sorted(found)
 
     def path_of(self, name: str) -> Path:
+        if not PROFILE_NAME.fullmatch(name):
+            raise BadInput(
+                f"{self.directory}: '{name}' is not a profile name "
+                "(letters, digits, '.', '_' and '-', as in the file name without .yaml)"
+            )
         for suffix in PROFILE_SUFFIXES:
             candidate = self.directory / f"{name}{suffix}"
             if candidate.is_file():
@@ -338,7 +370,7 @@ class ProfileStore:
 
 
 def _read_layer(path: Path) -> _Layer:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "profile")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -352,6 +384,16 @@ def _read_layer(path: Path) -> _Layer:
     if not isinstance(data, dict):
         raise BadInput(f"{path}: a profile must be a mapping of keys to values")
     return _Layer(path, _normalize(data, path.parent), node)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A file's text, or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the {what}: {exc.strerror}") from None
 
 
 def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -412,7 +454,8 @@ def _describe(exc: ValidationError, layers: list[_Layer], origins: dict[str, Pat
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     if error["type"] == "extra_forbidden":
-        hint = difflib.get_close_matches(loc[-1], Profile.model_fields, n=1)
+        fields = ProxySettings.model_fields if loc[0] == "proxy" else Profile.model_fields
+        hint = difflib.get_close_matches(loc[-1], list(fields), n=1)
         advice = f"did you mean '{hint[0]}'?" if hint else "see `orchestrate profiles schema`"
         return f"{where}: unknown field '{field}' ({advice}){suffix}"
     if error["type"] == "missing":

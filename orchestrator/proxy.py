@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import ipaddress
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -28,12 +29,14 @@ from orchestrator import engine
 from orchestrator.errors import Conflict, EngineUnavailable, ProxyUnavailable
 from orchestrator.log import get_logger
 from orchestrator.profiles import ProxySettings
+from orchestrator.urls import redact, redact_all, split_credentials
 
 log = get_logger(__name__)
 
 OWNER_LABEL = "io.orchestrator.owner"
 OWNER = "orchestrator"
 CONFIG_LABEL = "io.orchestrator.proxy-config"
+PROFILE_LABEL = "io.orchestrator.proxy-profile"  # the profile whose settings it runs with
 PROXPI_VERSION = "1.3.1"
 LOCAL_IMAGE = f"orchestrator/proxpi:{PROXPI_VERSION}"
 CONTAINER_PORT = 5000
@@ -43,7 +46,9 @@ SIMPLE_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
     "text/html;q=0.01"
 )
-LOCK_DIR = Path.home() / ".cache" / "orchestrator" / "locks"
+LOCK_DIR = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "orchestrator" / "locks"
+)
 
 
 @dataclass(frozen=True)
@@ -56,13 +61,18 @@ class ContainerSpec:
     publish: tuple[tuple[str, int], ...]
     volumes: tuple[tuple[str, str, str], ...]
     envs: dict[str, str] = field(default_factory=dict)
+    configured_image: str = ""
 
     def digest(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """Fingerprint of the settings; the image they resolved to is left out, so a
+        proxy built locally matches the same settings as one that was pulled."""
+        data = asdict(self)
+        del data["image"]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def labels(self) -> dict[str, str]:
-        return {OWNER_LABEL: OWNER, CONFIG_LABEL: self.digest()}
+    def labels(self, profile: str = "") -> dict[str, str]:
+        return {OWNER_LABEL: OWNER, CONFIG_LABEL: self.digest(), PROFILE_LABEL: profile}
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class ProxyStatus:
     bake_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(redact_all(asdict(self)))
 
 
 def proxpi_env(settings: ProxySettings, *, with_ca: bool) -> dict[str, str]:
@@ -125,6 +135,7 @@ def container_spec(
         publish=tuple(publish),
         volumes=tuple(volumes),
         envs=proxpi_env(settings, with_ca=ca is not None),
+        configured_image=settings.image,
     )
 
 
@@ -133,16 +144,18 @@ def container_spec(
 
 def probe(index_url: str, project: str, timeout: float = 2.0) -> tuple[bool, str]:
     """Fetch one index page through the proxy, as pip would; the only proof it serves."""
-    url = f"{index_url.rstrip('/')}/{project}/"
-    request = urllib.request.Request(url, headers={"Accept": SIMPLE_ACCEPT})  # noqa: S310
+    bare, auth = split_credentials(index_url)
+    url = f"{bare.rstrip('/')}/{project}/"
+    headers = {"Accept": SIMPLE_ACCEPT, **auth}
     try:
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return True, f"served {url} ({response.status})"
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return True, f"answered 404 for {url}: upstream has no '{project}'"
         return False, f"{url} answered {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return False, f"{url} unreachable: {reason}"
 
@@ -342,7 +355,7 @@ def _ensure_volume(name: str, created: _Created) -> None:
     created.volume = name
 
 
-def _run(spec: ContainerSpec, created: _Created) -> None:
+def _run(spec: ContainerSpec, created: _Created, profile: str) -> None:
     docker = engine.client()
     try:
         engine.call(
@@ -356,7 +369,7 @@ def _run(spec: ContainerSpec, created: _Created) -> None:
             publish=list(spec.publish),
             volumes=list(spec.volumes),
             envs=spec.envs,
-            labels=spec.labels(),
+            labels=spec.labels(profile),
             pull="never",
         )
     except EngineUnavailable as exc:
@@ -369,45 +382,79 @@ def _run(spec: ContainerSpec, created: _Created) -> None:
     created.container = spec.name
 
 
-def _reconcile(settings: ProxySettings, created: _Created, *, allow_build: bool) -> str:
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for the proxy: a profile's name ('' for the defaults), and whether it may
+    replace a container that runs with other settings (`proxy up` may)."""
+
+    profile: str = ""
+    replace: bool = True
+
+
+def _reconcile(
+    settings: ProxySettings, created: _Created, requester: Requester, *, allow_build: bool
+) -> str:
     """Make the container exist, match the settings and run; say what was done."""
     docker = engine.client()
     existing = _find(settings.name)
-    if existing is not None and existing.state.running:
-        wanted = _labels(existing).get(CONFIG_LABEL)
-        image = existing.config.image or settings.image
-        if wanted == container_spec(settings, image, _gateway(settings)).digest():
-            return "found running"
-    image = ensure_image(settings, allow_build=allow_build)
-    spec = container_spec(settings, image, _gateway(settings))
-    if existing is not None:
-        if _labels(existing).get(CONFIG_LABEL) == spec.digest():
+    wanted = container_spec(settings, settings.image, _gateway(settings)).digest()
+    if existing is not None and _labels(existing).get(CONFIG_LABEL) == wanted:
+        if not existing.state.running:
             engine.call("start the proxy container", docker.container.start, existing)
             return "started"
+        return "found running"
+    if existing is not None:
+        _check_replaceable(existing, settings, requester)
+    spec = container_spec(
+        settings, ensure_image(settings, allow_build=allow_build), _gateway(settings)
+    )
+    if existing is not None:
         engine.call(
             "remove outdated proxy container", docker.container.remove, existing, force=True
         )
     _ensure_network(settings.network, created)
     _ensure_volume(settings.cache_volume, created)
-    _run(spec, created)
+    _run(spec, created, requester.profile)
     return "recreated with new settings" if existing is not None else "created"
+
+
+def _check_replaceable(existing: Container, settings: ProxySettings, requester: Requester) -> None:
+    """A build may update its own profile's proxy, never one another profile set up."""
+    owner = _labels(existing).get(PROFILE_LABEL, "")
+    if requester.replace or owner == requester.profile:
+        return
+    raise Conflict(
+        f"proxy '{settings.name}' runs with the settings of "
+        f"{f'profile {owner!r}' if owner else 'the defaults'}, not those of profile "
+        f"'{requester.profile}': run `orchestrate proxy up --profile {requester.profile}` "
+        "to switch it, or give this profile its own proxy.name"
+    )
 
 
 def _gateway(settings: ProxySettings) -> str | None:
     return bridge_gateway() if settings.bridge else None
 
 
-def ensure(settings: ProxySettings, *, allow_build: bool = True) -> ProxyStatus:
+def ensure(
+    settings: ProxySettings,
+    *,
+    allow_build: bool = True,
+    requester: Requester | None = None,
+) -> ProxyStatus:
     """Find, start or create the proxy and wait until it serves an index page."""
     if settings.url:
         found = status(settings)
         if not found.healthy:
-            raise ProxyUnavailable(f"external proxy {settings.url} does not serve: {found.reason}")
+            raise ProxyUnavailable(
+                f"external proxy {redact(settings.url)} does not serve: {found.reason}"
+            )
         return found
     created = _Created()
     with _lock(settings.name):
         try:
-            action = _reconcile(settings, created, allow_build=allow_build)
+            action = _reconcile(
+                settings, created, requester or Requester(), allow_build=allow_build
+            )
             ok, reason = wait_ready(
                 settings.host_url, settings.health_project, settings.startup_timeout
             )

@@ -171,3 +171,17 @@ def test_a_stopped_proxy_is_started_and_a_changed_one_recreated(
     assert docker.volume.exists(proxy["cache_volume"])
     workspace.profile("app", context)
     workspace.orchestrate("proxy", "up", "--profile", "app")
+
+
+def test_a_build_never_replaces_a_proxy_another_profile_set_up(
+    workspace: Workspace, proxy: dict[str, Any], upstream: Upstream
+) -> None:
+    context = workspace.context("ctx", PIP_DOCKERFILE)
+    workspace.profile("app", context)
+    workspace.orchestrate("proxy", "up", "--profile", "app")
+    before = docker.container.inspect(proxy["name"]).id
+    workspace.profile("other", context, proxy={"index_ttl": 61}, network="host")
+    result = workspace.orchestrate("build", "other")
+    assert '"mode": "cache-mount"' in result.stderr
+    assert "runs with the settings of profile 'app'" in result.stderr
+    assert docker.container.inspect(proxy["name"]).id == before

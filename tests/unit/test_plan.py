@@ -637,8 +637,8 @@ def test_plan_is_frozen(make_plan: MakePlan) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (CREDENTIAL_URL, "http://user:***@proxy.example/simple/"),
-        ("see https://a:b@h:1/x and http://c:d@i/", "see https://a:***@h:1/x and http://c:***@i/"),
+        (CREDENTIAL_URL, "http://***@proxy.example/simple/"),
+        ("see https://a:b@h:1/x and http://c:d@i/", "see https://***@h:1/x and http://***@i/"),
         ("http://proxy.example/simple/", "http://proxy.example/simple/"),
         ("", ""),
     ],
@@ -649,8 +649,8 @@ def test_redact(text: str, expected: str) -> None:
 
 def test_as_dict_redacts_index_and_build_env(make_plan: MakePlan) -> None:
     data = make_plan(f"proxy: {{url: '{CREDENTIAL_URL}'}}\n").as_dict()
-    assert data["index_url"] == "http://user:***@proxy.example/simple/"
-    assert data["build_env"]["PIP_INDEX_URL"] == "http://user:***@proxy.example/simple/"
+    assert data["index_url"] == "http://***@proxy.example/simple/"
+    assert data["build_env"]["PIP_INDEX_URL"] == "http://***@proxy.example/simple/"
     assert PASSWORD not in json.dumps(data["build_env"])
     assert PASSWORD not in data["command"]
 

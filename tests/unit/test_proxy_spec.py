@@ -18,6 +18,7 @@ from orchestrator.proxy import (
     LOCAL_IMAGE,
     OWNER,
     OWNER_LABEL,
+    PROFILE_LABEL,
     build_image_argv,
     container_spec,
     proxpi_env,
@@ -135,8 +136,12 @@ def test_digest_changes_with_a_container_setting(change: dict[str, Any]) -> None
     assert container_spec(settings(**change), IMAGE).digest() != base
 
 
-def test_digest_changes_with_the_image() -> None:
-    assert container_spec(settings(), "a:1").digest() != container_spec(settings(), "a:2").digest()
+def test_digest_follows_the_configured_image_not_the_resolved_one() -> None:
+    # A locally built stand-in for the configured image matches the same settings...
+    assert container_spec(settings(), "a:1").digest() == container_spec(settings(), "a:2").digest()
+    # ...while configuring another image is a change of settings.
+    other = settings(image="example/proxpi:2")
+    assert container_spec(other, "a:1").digest() != container_spec(settings(), "a:1").digest()
 
 
 @pytest.mark.parametrize(
@@ -155,7 +160,11 @@ def test_digest_ignores_settings_the_container_does_not_see(change: dict[str, An
 
 def test_labels_carry_owner_and_config_digest() -> None:
     spec = container_spec(settings(), IMAGE)
-    assert spec.labels() == {OWNER_LABEL: OWNER, CONFIG_LABEL: spec.digest()}
+    assert spec.labels("web") == {
+        OWNER_LABEL: OWNER,
+        CONFIG_LABEL: spec.digest(),
+        PROFILE_LABEL: "web",
+    }
 
 
 # --- build_image_argv ---------------------------------------------------------------------
