@@ -405,13 +405,17 @@ def _plan_index(draft: _Draft) -> None:
         trusted = f"[{name}]" if ":" in name else name
         draft.env.update({"PIP_TRUSTED_HOST": trusted, "UV_INSECURE_HOST": host})
     if draft.mode == "proxy":
-        draft.env["PIP_CONFIG_FILE"] = "/dev/null"
+        # The proxy is the cache: pip's and uv's own would only be copied into the layer.
+        draft.env.update(
+            {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1"}
+        )
         draft.decide(
             "package index",
             redact(url),
             "pip and uv use only the proxy; pip config "
             "files are ignored so no extra-index-url can bypass it (pip gives indexes "
-            "no priority)",
+            "no priority); their own caches are off, as the proxy is the cache and "
+            "theirs would only be copied into the layer",
         )
     else:
         draft.decide("package index", redact(url), "the proxy's upstream, reached directly")

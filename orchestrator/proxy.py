@@ -9,6 +9,7 @@ into a label, so a changed setting recreates the container while the cache volum
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import ipaddress
 import json
@@ -46,6 +47,7 @@ SIMPLE_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
     "text/html;q=0.01"
 )
+RUNNING_PATIENCE = 3.0  # seconds a proxy found running gets to answer
 LOCK_DIR = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "orchestrator" / "locks"
 )
@@ -177,9 +179,12 @@ def wait_ready(index_url: str, project: str, timeout: float) -> tuple[bool, str]
 
 def _find(name: str) -> Container | None:
     docker = engine.client()
-    if not engine.call("look up container", docker.container.exists, name):
-        return None
-    container = engine.call("inspect container", docker.container.inspect, name)
+    try:
+        container = engine.call("inspect container", docker.container.inspect, name)
+    except EngineUnavailable as exc:
+        if "no such" in exc.message.lower():
+            return None
+        raise
     if _labels(container).get(OWNER_LABEL) != OWNER:
         raise Conflict(
             f"a container named '{name}' exists but was not created by orchestrator; "
@@ -188,6 +193,7 @@ def _find(name: str) -> Container | None:
     return container
 
 
+@functools.cache
 def bridge_gateway() -> str | None:
     """The default bridge's gateway: where containers on it reach the host."""
     docker = engine.client()
@@ -219,26 +225,37 @@ def address_on(container: Container, network: str) -> str | None:
     return endpoint.ip_address if endpoint is not None and endpoint.ip_address else None
 
 
-def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatus:
-    """Report without changing anything; fast when the proxy is plainly absent."""
-    base = {
+def _base(settings: ProxySettings) -> dict[str, Any]:
+    return {
         "name": settings.name,
         "host_url": settings.host_url,
         "build_url": settings.host_url,
         "upstream": settings.url or settings.index,
     }
+
+
+def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatus:
+    """Report without changing anything; fast when the proxy is plainly absent."""
     if settings.url:
         ok, reason = probe(settings.url, settings.health_project, probe_timeout)
-        return ProxyStatus(state="external", healthy=ok, reason=reason, **base)
+        return ProxyStatus(state="external", healthy=ok, reason=reason, **_base(settings))
     container = _find(settings.name)
     if container is None:
-        return ProxyStatus(state="absent", healthy=False, reason="no proxy container", **base)
+        return ProxyStatus(
+            state="absent", healthy=False, reason="no proxy container", **_base(settings)
+        )
     state = container.state.status or "unknown"
     healthy, reason = False, f"container is {state}"
     if state == "running":
         healthy, reason = probe(settings.host_url, settings.health_project, probe_timeout)
+    return _status_of(container, settings, healthy=healthy, reason=reason)
+
+
+def _status_of(
+    container: Container, settings: ProxySettings, *, healthy: bool, reason: str
+) -> ProxyStatus:
     return ProxyStatus(
-        state=state,
+        state=container.state.status or "unknown",
         healthy=healthy,
         reason=reason,
         network=settings.network,
@@ -247,7 +264,7 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
         image=container.config.image,
         address=address_on(container, settings.network),
         bake_url=_bake_url(settings),
-        **base,
+        **_base(settings),
     )
 
 
@@ -455,19 +472,22 @@ def ensure(
             action = _reconcile(
                 settings, created, requester or Requester(), allow_build=allow_build
             )
-            ok, reason = wait_ready(
-                settings.host_url, settings.health_project, settings.startup_timeout
-            )
+            # A proxy that was already running answers at once or is hung: don't wait long.
+            patience = RUNNING_PATIENCE if action == "found running" else settings.startup_timeout
+            ok, reason = wait_ready(settings.host_url, settings.health_project, patience)
             if not ok:
                 raise ProxyUnavailable(
                     f"proxy '{settings.name}' did not become ready in "
-                    f"{settings.startup_timeout:g} s: {reason} (see `orchestrate proxy logs`)"
+                    f"{patience:g} s: {reason} (see `orchestrate proxy logs`)"
                 )
+            container = _find(settings.name)
         except BaseException:
             created.rollback()
             raise
     log.info("proxy ready", name=settings.name, action=action, url=settings.host_url)
-    return status(settings)
+    if container is None:
+        raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
+    return _status_of(container, settings, healthy=True, reason=reason)
 
 
 def down(settings: ProxySettings, *, purge: bool = False) -> list[str]:
