@@ -31,7 +31,7 @@ from bench.infra import Cleanup, MemoryPeak, docker
 from orchestrator.build import proxy_facts
 from orchestrator.plan import BuildOptions
 from orchestrator.profiles import ProfileStore
-from tests.support.upstream_container import Upstream
+from tests.support.upstream_container import Upstream, json_lines
 
 BASE_IMAGE = os.environ.get("ORCHESTRATE_BASE_IMAGE", "orchestrator/base:bookworm")
 PROXY_IMAGE = "orchestrator/proxpi:1.3.1"
@@ -615,13 +615,7 @@ class Runner:
 def _build_start(log: str) -> tuple[float | None, list[str]]:
     """When orchestrate started docker buildx build (epoch s), and the docker calls before."""
     calls: list[str] = []
-    for line in log.splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for record in json_lines(log):
         if record.get("event") == "docker":
             calls.append(str(record.get("action")))
         if record.get("event") == "running":

@@ -45,6 +45,7 @@ __all__ = [
     "UpstreamError",
     "base_image",
     "build_upstream_image",
+    "json_lines",
     "temporary_network",
     "unique_name",
 ]
@@ -138,9 +139,9 @@ def _make_world_readable(tree: Path) -> None:
             path.chmod(wanted)
 
 
-def _parse_requests(stdout: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    for raw in stdout.splitlines():
+def json_lines(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects among a log's lines (a JSON request log, structlog's JSON output)."""
+    for raw in text.splitlines():
         line = raw.strip()
         if not line.startswith("{"):
             continue
@@ -148,7 +149,14 @@ def _parse_requests(stdout: str) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and "method" in record and "status" in record:
+        if isinstance(record, dict):
+            yield record
+
+
+def _parse_requests(stdout: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for record in json_lines(stdout):
+        if "method" in record and "status" in record:
             records.append(record)
     return records
 
