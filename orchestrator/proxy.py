@@ -437,8 +437,10 @@ def _reconcile(
 
 def _check_replaceable(existing: Container, settings: ProxySettings, requester: Requester) -> None:
     """A build may update its own profile's proxy, never one another profile set up."""
-    owner = _labels(existing).get(PROFILE_LABEL, "")
-    if requester.replace or owner == requester.profile:
+    labels = _labels(existing)
+    owner = labels.get(PROFILE_LABEL, "")
+    # No profile label at all: made by an earlier orchestrator, before profiles were recorded.
+    if requester.replace or owner == requester.profile or PROFILE_LABEL not in labels:
         return
     raise Conflict(
         f"proxy '{settings.name}' runs with the settings of "
