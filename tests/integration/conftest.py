@@ -14,7 +14,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tests.support.wheels import make_wheel
 
 PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-lib>=1.0",))]
 TOP_PACKAGE = "orch-demo-app"
+TEST_LABEL = "io.orchestrator.test-run"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -92,6 +93,7 @@ class Workspace:
     root: Path
     proxy: dict[str, Any]
     env: dict[str, str]
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def profiles(self) -> Path:
@@ -108,12 +110,14 @@ class Workspace:
     def profile(self, name: str, context: Path, **settings: Any) -> str:
         extra = settings.pop("proxy", {})
         proxy = {**self.proxy, **({"mode": extra} if isinstance(extra, str) else extra)}
+        labels = {TEST_LABEL: self.marker, **settings.pop("labels", {})}
         data = {
             "context": str(context),
             "tags": [f"orchestrator-test/{name}:{self.root.name}"],
             "build_args": {"BASE_IMAGE": base_image()},
             "ca_bundle": "off",
             "proxy": proxy,
+            "labels": labels,
             **settings,
         }
         self.profiles.mkdir(exist_ok=True)
@@ -153,11 +157,12 @@ def base_image() -> str:
 def workspace(tmp_path: Path, proxy_config: dict[str, Any]) -> Iterator[Workspace]:
     space = Workspace(tmp_path, dict(proxy_config), {"XDG_CACHE_HOME": str(tmp_path / "cache")})
     yield space
-    _remove_images(tmp_path.name)
+    _remove_images(space.marker)
 
 
 def _remove_images(marker: str) -> None:
-    for image in docker.image.list(filters=[("reference", f"orchestrator-test/*:{marker}")]):
+    """Every image this test built, the ones a rebuild left untagged included."""
+    for image in docker.image.list(filters=[("label", f"{TEST_LABEL}={marker}")]):
         docker.image.remove(image, force=True)
 
 
