@@ -145,20 +145,20 @@ def timing_lines(results: Results) -> list[str]:
     return lines
 
 
-def overhead(results: Results) -> float | None:
-    orchestrated = results.timings.get("orchestrate build (cached)")
-    raw = results.timings.get("raw build (cached)")
-    if orchestrated is None or raw is None:
+def _median_gap(results: Results, slower: str, faster: str) -> float | None:
+    """Median of one timing minus median of another, when both were measured."""
+    first, second = results.timings.get(slower), results.timings.get(faster)
+    if first is None or second is None:
         return None
-    return orchestrated.median - raw.median
+    return first.median - second.median
+
+
+def overhead(results: Results) -> float | None:
+    return _median_gap(results, "orchestrate build (cached)", "raw build (cached)")
 
 
 def decision_cli(results: Results) -> float | None:
-    absent = results.timings.get("decide (cli, absent)")
-    none = results.timings.get("decide (cli, --no-proxy)")
-    if absent is None or none is None:
-        return None
-    return absent.median - none.median
+    return _median_gap(results, "decide (cli, absent)", "decide (cli, --no-proxy)")
 
 
 def parallel_lines(results: Results) -> list[str]:

@@ -159,10 +159,8 @@ def prepare(
 
 
 def _bridge_gateway(resolved: ResolvedProfile) -> str | None:
-    if not resolved.profile.proxy.bridge or resolved.profile.proxy.url:
-        return None
     try:
-        return proxy.bridge_gateway()
+        return proxy.published_gateway(resolved.profile.proxy)
     except EngineUnavailable:
         return None
 

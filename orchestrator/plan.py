@@ -277,26 +277,31 @@ def _plan_mode(draft: _Draft) -> None:
             )
         draft.mode = "cache-mount"
         draft.decide("mode", "cache-mount", "--no-proxy forces the fallback")
-    elif proxy is not None and proxy.healthy and _reachable_from_builds(draft, proxy):
-        draft.mode = "proxy"
-        draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
     else:
-        why = proxy.reason if proxy else "the proxy was not checked"
-        if proxy is not None and proxy.healthy:
-            why = _unreachable_reason(draft, proxy) or why
-        if settings.mode == "require":
-            raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
-        draft.mode = "cache-mount"
-        draft.decide(
-            "mode",
-            "cache-mount",
-            f"the proxy cannot serve ({why}); "
-            "locked BuildKit cache mounts keep packages from being downloaded twice",
-        )
+        _choose_proxy_or_fallback(draft, proxy)
 
 
-def _reachable_from_builds(draft: _Draft, proxy: ProxyFacts) -> bool:
-    return _unreachable_reason(draft, proxy) is None
+def _choose_proxy_or_fallback(draft: _Draft, proxy: ProxyFacts | None) -> None:
+    """The proxy if it serves and RUN steps can reach it; else say why and fall back."""
+    if proxy is None:
+        why: str | None = "the proxy was not checked"
+    elif not proxy.healthy:
+        why = proxy.reason
+    else:
+        why = _unreachable_reason(draft, proxy)
+        if why is None:
+            draft.mode = "proxy"
+            draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
+            return
+    if draft.profile.proxy.mode == "require":
+        raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
+    draft.mode = "cache-mount"
+    draft.decide(
+        "mode",
+        "cache-mount",
+        f"the proxy cannot serve ({why}); "
+        "locked BuildKit cache mounts keep packages from being downloaded twice",
+    )
 
 
 def _unreachable_reason(draft: _Draft, proxy: ProxyFacts) -> str | None:
@@ -350,11 +355,7 @@ def _proxy_url(draft: _Draft) -> str:
         )
         return settings.host_url
     address = draft.facts.proxy.address if draft.facts.proxy else None
-    if address is None:
-        raise ProxyUnavailable(
-            f"the proxy has no address on network '{settings.network}' "
-            "for a container builder to use"
-        )
+    assert address is not None, "_unreachable_reason sends an address-less proxy to the fallback"
     url = f"http://{address}:{PROXY_CONTAINER_PORT}/index/"
     draft.decide(
         "proxy address",

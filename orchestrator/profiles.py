@@ -371,14 +371,17 @@ class ProfileStore:
 
 def _read_layer(path: Path) -> _Layer:
     text = read_text(path, "profile")
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()  # kept for line numbers in error messages
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise BadInput(f"{path}{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -507,6 +510,5 @@ def json_schema() -> dict[str, Any]:
     schema = Profile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "orchestrator build profile"
-    schema.get("required", []).clear()
-    schema.pop("required", None)
+    schema.pop("required", None)  # a child may inherit `context` from its parent
     return schema

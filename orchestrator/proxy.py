@@ -211,7 +211,7 @@ def bridge_gateway() -> str | None:
 
 def _bake_url(settings: ProxySettings) -> str | None:
     """Where bake builds (default bridge) reach the proxy, when it is published there."""
-    gateway = bridge_gateway() if settings.bridge else None
+    gateway = published_gateway(settings)
     return f"http://{gateway}:{settings.port}/index/" if gateway else None
 
 
@@ -414,7 +414,7 @@ def _reconcile(
     """Make the container exist, match the settings and run; say what was done."""
     docker = engine.client()
     existing = _find(settings.name)
-    wanted = container_spec(settings, settings.image, _gateway(settings)).digest()
+    wanted = container_spec(settings, settings.image, published_gateway(settings)).digest()
     if existing is not None and _labels(existing).get(CONFIG_LABEL) == wanted:
         if not existing.state.running:
             engine.call("start the proxy container", docker.container.start, existing)
@@ -423,7 +423,7 @@ def _reconcile(
     if existing is not None:
         _check_replaceable(existing, settings, requester)
     spec = container_spec(
-        settings, ensure_image(settings, allow_build=allow_build), _gateway(settings)
+        settings, ensure_image(settings, allow_build=allow_build), published_gateway(settings)
     )
     if existing is not None:
         engine.call(
@@ -450,8 +450,9 @@ def _check_replaceable(existing: Container, settings: ProxySettings, requester: 
     )
 
 
-def _gateway(settings: ProxySettings) -> str | None:
-    return bridge_gateway() if settings.bridge else None
+def published_gateway(settings: ProxySettings) -> str | None:
+    """The bridge gateway address the managed proxy is also published on, if any."""
+    return bridge_gateway() if settings.bridge and not settings.url else None
 
 
 def ensure(

@@ -172,7 +172,28 @@ def _split_logs(container: str) -> tuple[str, str]:
     return b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace")
 
 
-class Upstream:
+class _Started:
+    """A test container used as ``with X(...) as x:``: started on entry, removed on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Upstream(_Started):
     """The upstream server in a container on ``network``, reachable there as ``http://upstream:8080``.
 
     ``tree`` is a PEP 503 tree (``tests.support.index.write_simple_index``), mounted read-only.
@@ -284,15 +305,7 @@ class Upstream:
         with suppress(NoSuchContainer):
             docker.container.remove(self.name, force=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
     # ---- addresses ------------------------------------------------------------------------
@@ -397,7 +410,7 @@ class ShellResult:
         return self.exit_code == 0
 
 
-class ClientContainer:
+class ClientContainer(_Started):
     """An idle container on ``network`` to run shell scripts in (e.g. pip), removed on exit.
 
     Its environment includes ``HERMETIC_PIP_ENV`` so pip never looks at the real PyPI.
@@ -464,13 +477,5 @@ class ClientContainer:
         with suppress(NoSuchContainer):
             docker.container.remove(self.name, force=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.remove()
