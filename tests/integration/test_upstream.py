@@ -103,8 +103,15 @@ class LocalServer:
         finally:
             connection.close()
 
-    def records(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.log.getvalue().splitlines()]
+    def records(self, count: int) -> list[dict[str, object]]:
+        """The log's records once ``count`` are written: the server logs a request just
+        after answering it, so the client can be a moment ahead (bounded wait)."""
+        deadline = time.monotonic() + 5
+        while True:
+            lines = self.log.getvalue().splitlines()
+            if len(lines) >= count or time.monotonic() > deadline:
+                return [json.loads(line) for line in lines]
+            time.sleep(0.01)
 
 
 @pytest.fixture
@@ -205,7 +212,7 @@ def test_every_request_is_one_json_log_line(local_server: LocalServer, tree: Tre
     local_server.request("HEAD", f"/files/{name}", {"User-Agent": "probe/1"})
     local_server.request("GET", "/simple/base-pkg", {"User-Agent": "probe/1"})
     local_server.request("GET", "/simple/none/", {"User-Agent": "probe/1"})
-    records = local_server.records()
+    records = local_server.records(4)
     assert [(r["method"], r["path"], r["status"]) for r in records] == [
         ("GET", f"/files/{name}", 200),
         ("HEAD", f"/files/{name}", 200),
