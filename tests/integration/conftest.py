@@ -30,6 +30,25 @@ TOP_PACKAGE = "orch-demo-app"
 TEST_LABEL = "io.orchestrator.test-run"
 
 
+def pytest_report_header() -> list[str]:
+    """Name the engine in every run's header: scripts/test runs this suite on two engines."""
+    server = _docker_answer("version", "--format", "{{.Server.Version}}")
+    buildx = _docker_answer("buildx", "version")
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    return [f"docker engine: {server} at {where}", f"buildx: {buildx}"]
+
+
+def _docker_answer(*args: str) -> str:
+    try:
+        result = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"unknown ({error})"
+    lines = (result.stdout.strip() or result.stderr.strip() or "no output").splitlines()
+    return lines[0] if result.returncode == 0 else f"unknown ({lines[-1]})"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.fspath):
