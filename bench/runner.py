@@ -29,7 +29,7 @@ from typing import Any
 from bench.fixtures import Fixtures
 from bench.infra import Cleanup, MemoryPeak, docker
 from orchestrator.build import proxy_facts
-from orchestrator.plan import BuildOptions
+from orchestrator.plan.model import BuildOptions
 from orchestrator.profiles import ProfileStore
 from tests.support.upstream_container import Upstream, json_lines
 

@@ -1,8 +1,13 @@
 """`orchestrate bake`: the same wiring as `orchestrate build`, for every target of a bake file.
 
-Bake reads its own files; we add one more, an override in bake's JSON format, with each
-selected target's rendered Dockerfile, build args, secrets and ssh. The override can be
-exported, so CI systems that call bake themselves get the same result without us.
+Bake reads its own files; we add an override in bake's JSON format with each selected
+target's rendered Dockerfile, build args, secrets and ssh. Host networking reaches bake
+targets through the override's `network` attribute on buildx 0.17 and newer (with the
+`network.host` entitlement); before 0.17 bake had no such attribute, and the only way to
+set a target's network was a compose file, which bake merges with the HCL target of the
+same name (docs/design.md). Newer buildx also asks to be allowed to read files outside
+the working directory: orchestrator grants exactly the files it rendered and the secret
+and ssh paths the profile names, no more.
 """
 
 from __future__ import annotations
@@ -12,61 +17,117 @@ import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator import build as builds
-from orchestrator import dockerfile, engine, proxy
-from orchestrator.errors import BadInput, EngineUnavailable
+from orchestrator import builder, dockerfile, paths
+from orchestrator.engine import client as engine
+from orchestrator.engine import process
+from orchestrator.errors import BadInput, BuildFailed, HandledError
 from orchestrator.host import gather_facts
 from orchestrator.log import get_logger
-from orchestrator.plan import (
-    ENV_SECRET,
-    ENV_VARIABLE,
-    BuildOptions,
-    BuildPlan,
-    HostFacts,
-    plan_build,
-)
+from orchestrator.plan.build import plan_build
+from orchestrator.plan.facts import HostFacts
+from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ResolvedProfile
+from orchestrator.proxy import lifecycle
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class BakePlan:
-    """One plan per selected target, and the override that carries their wiring."""
+    """One plan per selected target, and how bake is told about their wiring."""
 
     files: tuple[Path, ...]
     targets: tuple[str, ...]
     plans: Mapping[str, BuildPlan]
+    facts: HostFacts
+    builder: str | None = None  # the profile's builder, when it names one
+    cwd: Path = field(default_factory=Path.cwd)
 
     @property
     def secret_env(self) -> dict[str, str]:
-        envs = {json.dumps(p.secret_env, sort_keys=True) for p in self.plans.values()}
+        envs = {json.dumps(dict(p.secret_env), sort_keys=True) for p in self.plans.values()}
         if len(envs) > 1:
             raise BadInput("the selected targets need different build settings; bake them apart")
-        return next(iter(self.plans.values())).secret_env if self.plans else {}
+        return dict(next(iter(self.plans.values())).secret_env) if self.plans else {}
 
-    def override(self, settings_file: Path | None = None) -> dict[str, Any]:
-        """Bake's JSON override; with ``settings_file``, settings come from that file."""
+    @property
+    def host_network(self) -> bool:
+        return any(plan.network == "host" for plan in self.plans.values())
+
+    @property
+    def compose_network(self) -> bool:
+        """Host networking through a merged compose file: buildx before 0.17."""
+        return self.host_network and not self.facts.builder.bake_network
+
+    def override(self, settings_files: Mapping[str, Path] | None = None) -> dict[str, Any]:
+        """Bake's JSON override; with ``settings_files`` (by variable), settings secrets
+        are read from those files instead of the environment."""
+        files = settings_files or {}
         targets = {}
         for name, plan in self.plans.items():
             target = plan.bake_target()
-            if settings_file is not None and "secret" in target:
-                target["secret"] = [
-                    f"id={ENV_SECRET},src={settings_file}"
-                    if s.startswith(f"id={ENV_SECRET},")
-                    else s
-                    for s in target["secret"]
-                ]
+            target["secret"] = [_from_file(spec, files) for spec in target.get("secret", [])]
+            if not target["secret"]:
+                del target["secret"]
+            if plan.network == "host" and self.facts.builder.bake_network:
+                target["network"] = "host"
             targets[name] = target
         return {"target": targets}
 
-    def argv(self, override_file: Path) -> tuple[str, ...]:
-        files = [arg for f in (*self.files, override_file) for arg in ("--file", str(f))]
-        return ("docker", "buildx", "bake", *files, *self.targets)
+    def compose(self) -> str:
+        """A compose file that gives each target host networking (buildx 0.13 to 0.16)."""
+        services = {
+            name: {"build": {"network": "host"}}
+            for name, plan in self.plans.items()
+            if plan.network == "host"
+        }
+        return json.dumps({"services": services}, indent=2)
+
+    def allow(self, extra_reads: Sequence[Path] = ()) -> list[str]:
+        """The entitlements bake must be granted: host networking and exactly our files."""
+        flags = []
+        if self.host_network and self.facts.builder.bake_network:
+            flags.append("--allow=network.host")
+        if self.facts.builder.bake_fs_entitlements:
+            reads = [p for plan in self.plans.values() for p in plan.read_paths()]
+            reads += [str(p) for p in extra_reads]
+            for path in dict.fromkeys(reads):
+                if not _under(Path(path), self.cwd):
+                    flags.append(f"--allow=fs.read={path}")
+        return flags
+
+    def argv(self, override_files: Sequence[Path], extra_reads: Sequence[Path] = ()) -> list[str]:
+        files = [arg for f in (*self.files, *override_files) for arg in ("--file", str(f))]
+        chosen = ["--builder", self.builder] if self.builder else []
+        return [
+            "docker",
+            "buildx",
+            "bake",
+            *chosen,
+            *files,
+            *self.allow(extra_reads),
+            *self.targets,
+        ]
+
+
+def _from_file(spec: str, files: Mapping[str, Path]) -> str:
+    """``id=X,env=VAR`` as ``id=X,src=FILE`` when VAR's value was written to FILE."""
+    secret_id, _, source = spec.partition(",")
+    variable = source.removeprefix("env=")
+    return f"{secret_id},src={files[variable]}" if variable in files else spec
+
+
+def _under(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def read_definition(files: Sequence[Path], targets: Sequence[str]) -> dict[str, Any]:
@@ -83,10 +144,9 @@ def read_definition(files: Sequence[Path], targets: Sequence[str]) -> dict[str, 
             files=list(files),
             print=True,
         )
-    except EngineUnavailable as exc:
+    except HandledError as exc:
         raise BadInput(
-            f"bake could not read {', '.join(map(str, files)) or 'the default files'}: "
-            f"{exc.message}"
+            f"bake could not read {', '.join(map(str, files))}: {exc.message}", detail=exc.detail
         ) from None
     if not isinstance(definition, dict):
         raise BadInput("bake printed no definition")
@@ -98,11 +158,10 @@ def target_profile(
 ) -> ResolvedProfile:
     """The profile's wiring applied to one bake target's own context, Dockerfile and args."""
     context = Path(str(target.get("context", "."))).resolve()
-    dockerfile = str(target.get("dockerfile", "Dockerfile"))
     profile = resolved.profile.model_copy(
         update={
             "context": context,
-            "dockerfile": dockerfile,
+            "dockerfile": str(target.get("dockerfile", "Dockerfile")),
             "target": target.get("target"),
             "tags": tuple(target.get("tags", ())),
             "build_args": {**dict(target.get("args", {})), **resolved.profile.build_args},
@@ -123,19 +182,27 @@ def plan_bake(
     facts: HostFacts,
     options: BuildOptions,
 ) -> BakePlan:
-    """One build plan per target of the definition, planned as bake will run it.
-
-    No engine call: the definition and the facts were gathered before.
-    """
+    """One build plan per target of the definition, planned as bake will run it."""
     bake_options = BuildOptions(no_proxy=options.no_proxy, fresh=options.fresh, bake=True)
     plans = {}
     for name, target in dict(definition.get("target", {})).items():
         per_target = target_profile(resolved, name, target)
         parsed = dockerfile.parse(per_target.profile.dockerfile_path)
-        plans[name] = plan_build(per_target, parsed, facts, bake_options)
+        per_facts = _with_context_files(facts, parsed, per_target.profile.context)
+        plans[name] = plan_build(per_target, parsed, per_facts, bake_options)
     if not plans:
         raise BadInput(f"no bake targets selected from {', '.join(map(str, files))}")
-    return BakePlan(tuple(files), tuple(targets), plans)
+    return BakePlan(tuple(files), tuple(targets), plans, facts, resolved.profile.builder)
+
+
+def _with_context_files(
+    facts: HostFacts, parsed: dockerfile.ParsedDockerfile, context: Path
+) -> HostFacts:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from orchestrator.host import context_files  # noqa: PLC0415
+
+    return replace(facts, context_files=context_files(parsed, context))
 
 
 def prepare(
@@ -146,11 +213,12 @@ def prepare(
     *,
     dry_run: bool,
 ) -> BakePlan:
+    builds.check_inputs(resolved)
     definition = read_definition(files, targets)
     facts = gather_facts(
-        builder=resolved.profile.builder,
+        builder=builder.detect(resolved.profile.builder),
         proxy=builds.proxy_facts(resolved, options, dry_run=dry_run),
-        render_dir=builds.RENDER_DIR,
+        render_dir=paths.rendered_dir(),
         bridge_gateway=_bridge_gateway(resolved),
     )
     return plan_bake(
@@ -160,40 +228,64 @@ def prepare(
 
 def _bridge_gateway(resolved: ResolvedProfile) -> str | None:
     try:
-        return proxy.published_gateway(resolved.profile.proxy)
-    except EngineUnavailable:
+        return lifecycle.published_gateway(resolved.profile.proxy)
+    except HandledError:
         return None
 
 
-def export(plan: BakePlan) -> dict[str, Any]:
-    """Write rendered Dockerfiles and the settings file; return the override to print."""
+def _write_overrides(
+    plan: BakePlan, settings_files: Mapping[str, Path] | None = None
+) -> list[Path]:
+    """The override JSON (and compose file, before buildx 0.17), named by content."""
     for target_plan in plan.plans.values():
-        builds.keep_rendered(target_plan)
-    settings = plan.secret_env.get(ENV_VARIABLE)
-    if settings is None:
-        return plan.override()
-    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
-    path = builds.RENDER_DIR / f"bake-settings-{digest}.env"
+        builds.write_files(target_plan)
+    written = []
+    documents = [("json", json.dumps(plan.override(settings_files), indent=2))]
+    if plan.compose_network:
+        documents.append(("compose.yaml", plan.compose()))  # JSON is YAML; .yaml means compose
+    for suffix, text in documents:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        path = paths.rendered_dir() / f"bake-override-{digest}.{suffix}"
+        builds.write_file(path, text)
+        written.append(path)
+    return written
+
+
+def export(plan: BakePlan) -> dict[str, Any]:
+    """Write everything plain bake needs (settings in 0600 files) and say how to run it."""
+    settings_files = {
+        variable: _private_file(f"bake-settings-{variable.lower()}", value)
+        for variable, value in plan.secret_env.items()
+    }
+    overrides = _write_overrides(plan, settings_files)
+    argv = plan.argv(overrides, list(settings_files.values()))
+    return {
+        "command": shlex.join(argv),
+        "argv": argv,
+        "override_files": [str(p) for p in overrides],
+        "override": plan.override(settings_files),
+    }
+
+
+def _private_file(stem: str, text: str) -> Path:
+    """A file only its owner reads: settings may carry an index's credentials."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = paths.rendered_dir() / f"{stem}-{digest}"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(settings)
-    return plan.override(settings_file=path)
+        handle.write(text)
+    return path
 
 
 def execute(plan: BakePlan) -> None:
-    """Run bake with the override in a file of its own, removed afterwards."""
-    for target_plan in plan.plans.values():
-        builds.keep_rendered(target_plan)
-    text = json.dumps(plan.override(), indent=2)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    override = builds.RENDER_DIR / f"bake-override-{digest}.{os.getpid()}.json"
-    override.parent.mkdir(parents=True, exist_ok=True)
-    override.write_text(text, encoding="utf-8")
-    try:
-        argv = plan.argv(override)
-        modes = {name: target.mode for name, target in plan.plans.items()}
-        log.info("bake", modes=modes, command=shlex.join(argv))
-        engine.run_streaming(argv, env=plan.secret_env)
-    finally:
-        override.unlink(missing_ok=True)
+    """Run bake with the override in files of its own."""
+    argv = plan.argv(_write_overrides(plan))
+    modes = {name: target.mode for name, target in plan.plans.items()}
+    log.info("bake", modes=modes)
+    code = process.stream(argv, env=plan.secret_env)
+    if code != 0:
+        raise BuildFailed(
+            f"bake failed (docker exited with {code}); its output above says why",
+            detail=shlex.join(argv),
+        )

@@ -7,32 +7,52 @@ import stat
 import time
 from pathlib import Path
 
-from orchestrator import dockerfile, engine, proxy
-from orchestrator.errors import Conflict, EngineUnavailable, ProxyUnavailable
+from orchestrator import builder, dockerfile, paths
+from orchestrator.engine import process
+from orchestrator.errors import BadInput, BuildFailed, Conflict, DockerRefused, ProxyUnavailable
 from orchestrator.host import gather_facts
 from orchestrator.log import get_logger
-from orchestrator.plan import BuildOptions, BuildPlan, ProxyFacts, plan_build
-from orchestrator.profiles import ProfileStore, ProxySettings, ResolvedProfile
+from orchestrator.plan.build import plan_build
+from orchestrator.plan.facts import ProxyFacts
+from orchestrator.plan.model import BuildOptions, BuildPlan
+from orchestrator.profiles import ProfileStore, ResolvedProfile
+from orchestrator.proxy import lifecycle
 
 log = get_logger(__name__)
-RENDER_DIR = (
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "orchestrator" / "rendered"
-)
 
 
 def plan_for(store: ProfileStore, name: str, options: BuildOptions, *, dry_run: bool) -> BuildPlan:
     """Resolve, parse and gather facts; starting the proxy is the only side effect, and
     a dry run only looks."""
     resolved = store.resolve(name)
+    check_inputs(resolved)
     parsed = dockerfile.parse(resolved.profile.dockerfile_path)
     started = time.monotonic()
     facts = gather_facts(
-        builder=resolved.profile.builder,
+        builder=builder.detect(resolved.profile.builder),
         proxy=proxy_facts(resolved, options, dry_run=dry_run),
-        render_dir=RENDER_DIR,
+        render_dir=paths.rendered_dir(),
+        parsed=parsed,
+        context=resolved.profile.context,
     )
     log.debug("facts gathered", seconds=round(time.monotonic() - started, 3))
     return plan_build(resolved, parsed, facts, options)
+
+
+def check_inputs(resolved: ResolvedProfile) -> None:
+    """What the user must fix, found before anything is created on their behalf."""
+    profile = resolved.profile
+    where = resolved.sources[0]
+    for key, secret in profile.secrets.items():
+        if secret.env is not None and secret.env not in os.environ:
+            raise BadInput(
+                f"{where}: field 'secrets.{key}.env': environment variable {secret.env} is not set"
+            )
+    if profile.ssh and not os.environ.get("SSH_AUTH_SOCK"):
+        raise BadInput(
+            f"{where}: field 'ssh' is true but no ssh-agent socket was found: start one "
+            "(eval $(ssh-agent); ssh-add) so SSH_AUTH_SOCK is set"
+        )
 
 
 def proxy_facts(
@@ -41,48 +61,45 @@ def proxy_facts(
     settings = resolved.profile.proxy
     if settings.mode == "off" or options.no_proxy:
         return None
+    requester = lifecycle.Requester(profile=resolved.name, replace=False)
     try:
         if dry_run:
-            return _looked_up(settings)
-        found = proxy.ensure(
-            settings,
-            allow_build=settings.mode == "require",
-            requester=proxy.Requester(profile=resolved.name, replace=False),
+            return lifecycle.predict(settings, requester)
+        found = lifecycle.ensure(
+            settings, allow_build=settings.mode == "require", requester=requester
         )
-    except (ProxyUnavailable, EngineUnavailable, Conflict) as exc:
+    except (ProxyUnavailable, DockerRefused, Conflict) as exc:
         if settings.mode == "require" and not isinstance(exc, ProxyUnavailable):
             raise
         return ProxyFacts(healthy=False, reason=exc.message)
     return ProxyFacts(healthy=found.healthy, reason=found.reason, address=found.address)
 
 
-def _looked_up(settings: ProxySettings) -> ProxyFacts:
-    """What a real run would find, without starting anything."""
-    found = proxy.status(settings)
-    if found.healthy or found.state in ("external", "running"):
-        return ProxyFacts(healthy=found.healthy, reason=found.reason, address=found.address)
-    try:
-        proxy.ensure_image(settings, allow_build=False, pull=False)
-    except ProxyUnavailable as exc:
-        return ProxyFacts(healthy=False, reason=exc.message)
-    return ProxyFacts(healthy=True, reason=f"{found.reason}; a real run starts it first")
-
-
-def keep_rendered(plan: BuildPlan) -> None:
-    """Write the rendered Dockerfile where the plan says; it stays there to be inspected."""
+def write_files(plan: BuildPlan) -> None:
+    """Write the rendered Dockerfile and the lock copies where the plan says; they stay
+    there to be read."""
     if plan.rendered_path is not None and plan.rendered_text is not None:
-        write_rendered(plan.rendered_path, plan.rendered_text)
+        write_file(plan.rendered_path, plan.rendered_text)
+    for path, text in plan.files.items():
+        write_file(path, text)
 
 
 def execute(plan: BuildPlan) -> None:
-    """Write the rendered Dockerfile and run the build exactly as planned."""
-    keep_rendered(plan)
+    """Write the rendered files and run the build exactly as planned."""
+    write_files(plan)
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
-    engine.run_streaming(plan.argv, env=plan.secret_env)
+    code = process.stream(plan.argv, env=plan.secret_env)
+    if code != 0:
+        raise BuildFailed(
+            f"the build of profile '{plan.profile}' failed (docker exited with {code}); "
+            "its output above says why",
+            detail=plan.command_line,
+        )
 
 
-def write_rendered(path: Path, text: str) -> None:
+def write_file(path: Path, text: str) -> None:
+    """Atomically, readable by the user and group; unchanged files are not rewritten."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return

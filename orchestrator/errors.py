@@ -19,15 +19,23 @@ class ExitCode(IntEnum):
     BUILD_FAILED = 4
     PROXY_UNAVAILABLE = 5
     CONFLICT = 6
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away, as `ls | head -1` ends
 
 
 class HandledError(Exception):
-    """An expected failure: one line for the user and the exit code that goes with it."""
+    """An expected failure: one line for the user and the exit code that goes with it.
+
+    ``detail`` is what only ``-v`` shows: the docker command line, Docker's own words.
+    """
 
     exit_code: ExitCode = ExitCode.BAD_INPUT
 
-    def __init__(self, message: str, *, exit_code: ExitCode | None = None) -> None:
+    def __init__(
+        self, message: str, *, exit_code: ExitCode | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
+        self.detail = detail
         if exit_code is not None:
             self.exit_code = exit_code
 
@@ -44,6 +52,12 @@ class BadInput(HandledError):
 
 class EngineUnavailable(HandledError):
     """The Docker engine or one of its CLI plugins cannot be reached."""
+
+    exit_code = ExitCode.ENGINE_UNAVAILABLE
+
+
+class DockerRefused(HandledError):
+    """The engine answered and refused an operation (a taken port, a name in use...)."""
 
     exit_code = ExitCode.ENGINE_UNAVAILABLE
 

@@ -1,4 +1,4 @@
-"""Facts about the machine that planning needs, gathered in one place."""
+"""Facts about this machine that planning needs, gathered in one place before planning."""
 
 from __future__ import annotations
 
@@ -8,31 +8,59 @@ import secrets
 import stat
 from pathlib import Path
 
-from orchestrator import engine
-from orchestrator.errors import BadInput, EngineUnavailable
-from orchestrator.plan import HostFacts, ProxyFacts
+from orchestrator.dockerfile import ParsedDockerfile
+from orchestrator.dockerfile.locks import lock_uses
+from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
+from orchestrator.profiles import DEFAULT_CA_BUNDLE
+
+CONTEXT_FILE_LIMIT = 8 * 1024 * 1024  # bytes of one context file read for planning
 
 
 def gather_facts(
     *,
-    builder: str | None = None,
-    proxy: ProxyFacts | None = None,
+    builder: BuilderFacts,
     render_dir: Path,
+    proxy: ProxyFacts | None = None,
     bridge_gateway: str | None = None,
+    parsed: ParsedDockerfile | None = None,
+    context: Path | None = None,
 ) -> HostFacts:
     uid, gid = os.getuid(), os.getgid()
+    files = context_files(parsed, context) if parsed is not None and context else {}
     return HostFacts(
         uid=uid,
         gid=gid,
         user_name=_user_name(uid),
         ssh_auth_sock=_agent_socket(),
         env_names=frozenset(os.environ),
-        builder_driver=builder_driver(builder),
+        host_ca_bundle=host_ca_bundle(),
+        builder=builder,
         proxy=proxy,
         bridge_gateway=bridge_gateway,
         render_dir=render_dir,
         fresh_token=secrets.token_hex(8),
+        context_files=files,
     )
+
+
+def host_ca_bundle() -> Path | None:
+    """The host's CA bundle, if it has one at the usual Debian path."""
+    return DEFAULT_CA_BUNDLE if DEFAULT_CA_BUNDLE.is_file() else None
+
+
+def context_files(parsed: ParsedDockerfile, context: Path) -> dict[str, str]:
+    """The lock files uv project steps read, from the build context, where they exist."""
+    found = {}
+    for use in lock_uses(parsed):
+        if use.source is None or use.source in found:
+            continue
+        path = context / use.source
+        try:
+            if path.is_file() and path.stat().st_size <= CONTEXT_FILE_LIMIT:
+                found[use.source] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+    return found
 
 
 def _user_name(uid: int) -> str:
@@ -51,21 +79,3 @@ def _agent_socket() -> str | None:
         return path if stat.S_ISSOCK(os.stat(path).st_mode) else None
     except OSError:
         return None
-
-
-def builder_driver(builder: str | None) -> str:
-    """The buildx driver that will run the build; 'docker' when the engine cannot say."""
-    if builder is None and not os.environ.get("BUILDX_BUILDER"):
-        current = Path.home() / ".docker" / "buildx" / "current"
-        if not current.is_file():
-            return "docker"
-    try:
-        found = engine.call("inspect builder", engine.client().buildx.inspect, builder)
-    except EngineUnavailable as exc:
-        if builder is None:
-            return "docker"
-        raise BadInput(
-            f"buildx builder '{builder}' cannot be used ({exc.message}); create it with "
-            f"`docker buildx create --name {builder}` or remove 'builder' from the profile"
-        ) from None
-    return str(found.driver)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from python_on_whales import docker
 
-from orchestrator.plan import PROFILE_LABEL
+from orchestrator.plan.model import PROFILE_LABEL
 from tests.integration.conftest import TOP_PACKAGE, USER_HEADER, Workspace
 
 REPORTING_DOCKERFILE = USER_HEADER + textwrap.dedent(f"""\

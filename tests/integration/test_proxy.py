@@ -10,7 +10,9 @@ from typing import Any
 
 from python_on_whales import docker
 
-from orchestrator.proxy import OWNER, OWNER_LABEL, bridge_gateway, probe
+from orchestrator.proxy.lifecycle import bridge_gateway
+from orchestrator.proxy.probe import probe
+from orchestrator.proxy.spec import OWNER, OWNER_LABEL
 from tests.integration.conftest import PIP_DOCKERFILE, TOP_PACKAGE, Workspace
 from tests.support.upstream_container import Upstream
 
@@ -147,8 +149,8 @@ def test_status_of_an_absent_proxy_says_so(workspace: Workspace, run_id: str) ->
 
 
 def test_health_probe_uses_a_pep691_accept_header(proxy: dict[str, Any]) -> None:
-    ok, reason = probe(f"http://127.0.0.1:{proxy['port']}/index/", TOP_PACKAGE)
-    assert ok, reason
+    found = probe(f"http://127.0.0.1:{proxy['port']}/index/", TOP_PACKAGE)
+    assert found.ok, found.reason
 
 
 def test_a_stopped_proxy_is_started_and_a_changed_one_recreated(

@@ -27,13 +27,22 @@ def orchestrate(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO)
     )
 
 
+def stderr_records(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """With --log-format json, every line on stderr is a JSON object."""
+    return [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *parts: str) -> None:
     assert result.returncode == code, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("orchestrate: error:")]
-    assert len(lines) == 1, result.stderr
+    errors = [r for r in stderr_records(result) if r.get("event") == "error"]
+    assert len(errors) == 1, result.stderr
+    line = str(errors[0]["message"])
+    assert line.startswith("orchestrate: error: ")
+    assert len(line) < 200 + len("orchestrate: error: "), line
+    assert errors[0]["exit_code"] == code
     assert "Traceback" not in result.stderr
     for part in parts:
-        assert part in lines[0]
+        assert part in line
 
 
 @pytest.mark.parametrize(
@@ -113,23 +122,38 @@ def test_unreachable_engine_exits_3(tmp_path: Path) -> None:
     assert_one_line_error(result, 3, "cannot reach the Docker engine")
 
 
-def test_usage_error_exits_2() -> None:
+def test_usage_error_exits_2_in_one_line() -> None:
     result = orchestrate("build")
-    assert result.returncode == 2
-    assert "Missing argument" in result.stderr
+    assert_one_line_error(result, 2, "build: the following arguments are required: PROFILE")
 
 
-def test_dry_run_touches_nothing_and_shows_the_command(tmp_path: Path) -> None:
+def test_dry_run_with_the_engine_stopped_exits_3_like_a_real_run(tmp_path: Path) -> None:
+    """A dry run cannot tell what the builder can do without asking it (issue 15)."""
     result = orchestrate(
         "build",
         "example",
         "--dry-run",
         "--no-proxy",
-        "--json",
         env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "XDG_CACHE_HOME": str(tmp_path)},
     )
-    assert result.returncode == 0, result.stderr
-    plan = json.loads(result.stdout)
-    assert plan["mode"] == "cache-mount"
-    assert plan["argv"][:3] == ["docker", "buildx", "build"]
-    assert plan["command"].endswith(str(REPO / "examples" / "example"))
+    assert_one_line_error(result, 3, "cannot reach the Docker engine")
+    assert result.stdout == ""
+    assert not (tmp_path / "orchestrator" / "facts").exists() or not any(
+        (tmp_path / "orchestrator" / "facts").iterdir()
+    ), "facts about an engine that did not answer are never kept"
+
+
+def test_closed_pipe_ends_quietly(profiles_dir: Path) -> None:
+    for index in range(300):
+        text = f"description: {'x' * 400}\ncontext: ../ctx\n"  # more than a pipe holds
+        write_profile(profiles_dir, f"p{index:03d}", text)
+    command = (
+        f"{sys.executable} -m orchestrator --profiles-dir {profiles_dir} profiles list | head -1; "
+        "echo status=${PIPESTATUS[0]}"
+    )
+    result = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.splitlines()[0].startswith("p000")
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1] in ("status=0", "status=141")

@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator import dockerfile
 from orchestrator.dockerfile import ParsedDockerfile, RunWiring, expand, render
+from orchestrator.dockerfile.commands import disables_pip_cache, installers
 from orchestrator.errors import BadInput, ExitCode
 
 MULTI_STAGE = """\
@@ -124,10 +125,11 @@ def test_exec_form_run_is_detected(tmp_path: Path) -> None:
     assert not any(r.exec_form for r in parsed.runs if r.line != 14)
 
 
-def test_exec_form_never_counts_as_installing(tmp_path: Path) -> None:
+def test_exec_form_that_installs_is_detected(tmp_path: Path) -> None:
     run = one_run(tmp_path, '["pip", "install", "requests"]')
     assert run.exec_form
-    assert not run.installs_packages
+    assert run.exec_argv == ("pip", "install", "requests")
+    assert installers(run.text) == {"pip"}
 
 
 @pytest.mark.parametrize(
@@ -151,7 +153,7 @@ def test_exec_form_never_counts_as_installing(tmp_path: Path) -> None:
     ],
 )
 def test_installs_packages(tmp_path: Path, command: str) -> None:
-    assert one_run(tmp_path, command).installs_packages
+    assert installers(one_run(tmp_path, command).text)
 
 
 @pytest.mark.parametrize(
@@ -167,16 +169,17 @@ def test_installs_packages(tmp_path: Path, command: str) -> None:
     ],
 )
 def test_does_not_install_packages(tmp_path: Path, command: str) -> None:
-    assert not one_run(tmp_path, command).installs_packages
+    assert not installers(one_run(tmp_path, command).text)
 
 
 def test_versioned_pip_executable_installs_packages(tmp_path: Path) -> None:
-    assert one_run(tmp_path, "pip3.12 install requests").installs_packages
+    assert installers(one_run(tmp_path, "pip3.12 install requests").text) == {"pip"}
 
 
 def test_heredoc_run_that_installs_is_detected(tmp_path: Path) -> None:
     parsed = parse_text(tmp_path, "FROM x\nRUN <<EOF\npip install requests\nEOF\n")
-    assert parsed.runs[0].installs_packages
+    assert parsed.runs[0].form == "script"
+    assert installers(parsed.runs[0].text) == {"pip"}
 
 
 @pytest.mark.parametrize(
@@ -189,7 +192,7 @@ def test_heredoc_run_that_installs_is_detected(tmp_path: Path) -> None:
     ],
 )
 def test_disables_pip_cache(tmp_path: Path, command: str, disables: bool) -> None:
-    assert one_run(tmp_path, command).disables_pip_cache is disables
+    assert disables_pip_cache(one_run(tmp_path, command).text) is disables
 
 
 # --- errors -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     commands = re.findall(r"^    (scripts/setup && .+)$", readme, flags=re.MULTILINE)
     assert commands[:2] == [
         "scripts/setup && .venv/bin/orchestrate build example",
-        "scripts/setup && .venv/bin/python -m pytest",
+        "scripts/setup && scripts/test",
     ]
     ci = (REPO / ".ci" / "run").read_text()
     assert commands[1] in ci

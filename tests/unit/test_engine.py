@@ -1,40 +1,68 @@
-"""The one Docker call site: every call logged, failures typed and carrying the command."""
+"""The one Docker call site: every call logged, failures typed, absence kept as a type."""
 
 from __future__ import annotations
 
 import pytest
 import structlog
-from python_on_whales.exceptions import DockerException
+from python_on_whales.exceptions import DockerException, NoSuchContainer
 
-from orchestrator import engine
-from orchestrator.errors import EngineUnavailable, ExitCode
+from orchestrator import log
+from orchestrator.engine import client as engine
+from orchestrator.errors import DockerRefused, EngineUnavailable, ExitCode
 
-
-def failing() -> None:
-    raise DockerException(
-        ["docker", "network", "create", "x"],
-        1,
-        b"",
-        b"Error response from daemon: network with name x already exists\n",
-    )
+PORT_TAKEN = (
+    "docker: Error response from daemon: driver failed programming external connectivity "
+    "on endpoint orchestrator-proxpi (0123456789abcdef0123456789abcdef0123456789abcdef): "
+    "Bind for 127.0.0.1:5000 failed: port is already allocated.\nSee 'docker run --help'.\n"
+)
 
 
-def test_call_logs_the_action() -> None:
-    with structlog.testing.capture_logs() as logs:
-        assert engine.call("add numbers", lambda a, b: a + b, 2, 3) == 5
+def failing(stderr: str = PORT_TAKEN) -> None:
+    raise DockerException(["docker", "run", "--name", "x", "img"], 125, b"", stderr.encode())
+
+
+def test_call_logs_the_action_at_debug_level() -> None:
+    log.configure("json", verbose=True)
+    log._structlog()  # configured before capture_logs takes over the processors
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert engine.call("add numbers", lambda a, b: a + b, 2, 3) == 5
+    finally:
+        log.configure("json", verbose=False)
     assert logs == [{"event": "docker", "action": "add numbers", "log_level": "debug"}]
 
 
-def test_call_turns_a_docker_failure_into_one_handled_line() -> None:
-    with pytest.raises(EngineUnavailable) as info:
-        engine.call("create network", failing)
+def test_a_refusal_is_a_refusal_in_one_short_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "reachable", lambda: True)
+    with pytest.raises(DockerRefused) as info:
+        engine.call("start the proxy", failing)
     message = info.value.message
     assert info.value.exit_code == ExitCode.ENGINE_UNAVAILABLE
+    assert message.startswith("docker refused to start the proxy: ")
     assert "\n" not in message
-    assert "network with name x already exists" in message
-    assert "docker network create x" in message
+    assert len(message) < 200
+    assert message.endswith("port is already allocated.")
+    assert "docker run --name x img" in info.value.detail  # shown with -v only
+    assert "docker run" not in message
+
+
+def test_an_unreachable_engine_is_told_apart_by_asking_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "reachable", lambda: False)
+    with pytest.raises(EngineUnavailable) as info:
+        engine.call("start the proxy", failing)
+    assert "cannot reach the Docker engine to start the proxy" in info.value.message
+
+
+def test_absence_stays_a_python_on_whales_type() -> None:
+    def absent() -> None:
+        raise NoSuchContainer(["docker", "inspect", "x"], 1, b"", b"Error: No such container: x")
+
+    with pytest.raises(NoSuchContainer):
+        engine.call("inspect container", absent)
 
 
 def test_reason_prefers_docker_error_over_help_hint() -> None:
     error = "docker: Error response from daemon: port is already allocated."
-    assert engine._last_line(f"{error}\nSee 'docker run --help'.\n") == error
+    assert engine.last_line(f"{error}\nSee 'docker run --help'.\n") == error
+    assert engine.shorten(error) == "port is already allocated."
+    assert len(engine.shorten("x" * 500)) == engine.REASON_LIMIT

@@ -10,7 +10,8 @@ import pytest
 from orchestrator import dockerfile
 from orchestrator.errors import BadInput
 from orchestrator.profiles import ProfileStore, ProxySettings
-from orchestrator.proxy import (
+from orchestrator.proxy.image import build_image_argv
+from orchestrator.proxy.spec import (
     CA_TARGET,
     CACHE_DIR,
     CONFIG_LABEL,
@@ -19,7 +20,6 @@ from orchestrator.proxy import (
     OWNER,
     OWNER_LABEL,
     PROFILE_LABEL,
-    build_image_argv,
     container_spec,
     proxpi_env,
 )
@@ -243,7 +243,7 @@ def test_proxy_ca_bundle_off_is_the_word_off(profiles_dir: Path) -> None:
     write_profile(profiles_dir, "app", "context: ../ctx\nproxy: {ca_bundle: off}\n")
     found = proxy_of(profiles_dir)
     assert found.ca_bundle == "off"
-    assert found.ca_bundle_path() is None
+    assert found.ca_bundle_path(Path("/host/ca.pem")) is None
 
 
 def test_unknown_proxy_mode_is_bad_input(profiles_dir: Path) -> None:
@@ -271,6 +271,6 @@ def test_parent_shorthand_is_merged_with_child_settings(profiles_dir: Path) -> N
 
 
 def test_bridge_publishing_is_off_by_default_and_adds_the_gateway_when_on() -> None:
-    assert len(container_spec(ProxySettings(), "img", "172.17.0.1").publish) == 1
-    spec = container_spec(ProxySettings(bridge=True), "img", "172.17.0.1")
+    assert len(container_spec(ProxySettings(), "img", bridge_gateway="172.17.0.1").publish) == 1
+    spec = container_spec(ProxySettings(bridge=True), "img", bridge_gateway="172.17.0.1")
     assert spec.publish == (("127.0.0.1:5000", CONTAINER_PORT), ("172.17.0.1:5000", CONTAINER_PORT))

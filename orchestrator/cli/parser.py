@@ -1,0 +1,152 @@
+"""The command line as data: every command, its options and the handler that runs it.
+
+argparse rather than a framework: it imports in milliseconds, and start-up is part of
+orchestrator's overhead on every build. A usage mistake is one line and exit code 2,
+like every other bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from orchestrator import __version__
+from orchestrator.errors import ExitCode
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[Any]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        from orchestrator.cli import print_error  # noqa: PLC0415 - the entry point's printer
+
+        command = self.prog.removeprefix("orchestrate").strip() or "orchestrate"
+        print_error(f"{command}: {message} (see `{self.prog} --help`)", int(ExitCode.BAD_INPUT))
+        sys.exit(int(ExitCode.BAD_INPUT))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="orchestrate",
+        description="Docker builds that install Python packages: fast, repeatable and safe.",
+    )
+    parser.add_argument("--version", action="version", version=f"orchestrate {__version__}")
+    parser.add_argument(
+        "--profiles-dir",
+        help="directory of profile YAML files (env ORCHESTRATE_PROFILES_DIR; default ./profiles)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto: console on a terminal, JSON lines otherwise",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _build(commands)
+    _bake(commands)
+    _profiles(commands)
+    _proxy(commands)
+    return parser
+
+
+def _command(
+    commands: Commands,
+    name: str,
+    handler: str,
+    help_text: str,
+) -> argparse.ArgumentParser:
+    command: argparse.ArgumentParser = commands.add_parser(
+        name, help=help_text, description=help_text
+    )
+    command.set_defaults(handler=f"orchestrator.cli.{handler}")
+    return command
+
+
+def _json(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _build_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--dry-run", action="store_true", help="print the plan and the docker command; run nothing"
+    )
+    command.add_argument(
+        "--no-proxy", action="store_true", help="skip the proxy: use locked cache mounts"
+    )
+    command.add_argument(
+        "--fresh", action="store_true", help="rebuild every RUN step but keep the package cache"
+    )
+
+
+def _build(commands: Commands) -> None:
+    command = _command(commands, "build", "commands.build", "Build the image a profile describes.")
+    command.add_argument("profile", metavar="PROFILE", help="name of the profile to build")
+    _build_options(command)
+    _json(command)
+
+
+def _bake(commands: Commands) -> None:
+    command = _command(
+        commands,
+        "bake",
+        "commands.bake",
+        "Run `docker buildx bake` with a profile's wiring applied to every selected target.",
+    )
+    command.add_argument("targets", metavar="TARGET", nargs="*", help="targets or groups")
+    command.add_argument(
+        "--profile", "-p", required=True, help="profile whose wiring applies to every target"
+    )
+    command.add_argument(
+        "--file", "-f", dest="files", action="append", help="bake files [./docker-bake.hcl]"
+    )
+    command.add_argument(
+        "--print",
+        dest="print_override",
+        action="store_true",
+        help="write the override files and print the plain `docker buildx bake` command",
+    )
+    _build_options(command)
+    _json(command)
+
+
+def _profiles(commands: Commands) -> None:
+    group = commands.add_parser(
+        "profiles", help="List, show, validate and describe build profiles."
+    )
+    sub = group.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing = _command(sub, "list", "profiles.list_profiles", "List the profiles.")
+    _json(listing)
+    show = _command(sub, "show", "profiles.show", "Show a profile fully resolved (parents merged).")
+    show.add_argument("name", metavar="NAME")
+    _json(show)
+    validate = _command(
+        sub, "validate", "profiles.validate", "Check profiles; exit 2 if any is invalid."
+    )
+    validate.add_argument("names", metavar="NAME", nargs="*", help="profiles [all]")
+    _command(sub, "schema", "profiles.schema", "Print the JSON Schema of profile files.")
+
+
+def _proxy(commands: Commands) -> None:
+    group = commands.add_parser("proxy", help="Manage the caching PyPI proxy (proxpi).")
+    sub = group.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def proxy_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = _command(sub, name, f"proxy.{name}", help_text)
+        command.add_argument(
+            "--profile", "-p", help="take the proxy settings from this profile [built-in]"
+        )
+        return command
+
+    _json(proxy_command("up", "Find, start or create the proxy and wait until it serves."))
+    _json(proxy_command("status", "Report the proxy's state; exit 5 when it does not serve."))
+    down = proxy_command("down", "Stop and remove the proxy container (the cache stays).")
+    down.add_argument(
+        "--purge", action="store_true", help="also remove the cache volume and our network"
+    )
+    logs = proxy_command("logs", "Print the proxy container's logs.")
+    logs.add_argument("--tail", type=int, help="only the last N lines")
+    image = proxy_command("image", "Make the proxy image available (present, pulled, built).")
+    image.add_argument("--base-image", help="base for a local build of the image")

@@ -1,0 +1,62 @@
+"""`orchestrate proxy up|status|down|logs|image`."""
+
+from __future__ import annotations
+
+import argparse
+
+from orchestrator.cli.common import print_json, proxy_settings
+from orchestrator.engine import client as engine
+from orchestrator.errors import ExitCode
+from orchestrator.host import host_ca_bundle
+from orchestrator.proxy import image as images
+from orchestrator.proxy import lifecycle
+
+
+def _print_status(found: lifecycle.ProxyStatus, as_json: bool) -> None:
+    if as_json:
+        print_json(found.as_dict())
+        return
+    for key, value in found.as_dict().items():
+        print(f"{key + ':':<14}{'' if value is None else value}")
+
+
+def up(options: argparse.Namespace) -> None:
+    """Find, start or create the proxy and wait until it serves."""
+    settings = proxy_settings(options)
+    engine.ensure_engine()
+    requester = lifecycle.Requester(profile=options.profile or "", replace=True)
+    _print_status(lifecycle.ensure(settings, requester=requester), options.json)
+
+
+def status(options: argparse.Namespace) -> int:
+    """Report the proxy's state and whether it serves; exit 5 when it does not."""
+    settings = proxy_settings(options)
+    if not settings.url:
+        engine.ensure_engine()
+    found = lifecycle.status(settings)
+    _print_status(found, options.json)
+    return 0 if found.healthy else int(ExitCode.PROXY_UNAVAILABLE)
+
+
+def down(options: argparse.Namespace) -> None:
+    """Stop and remove the proxy container (the cache volume stays unless --purge)."""
+    settings = proxy_settings(options)
+    engine.ensure_engine()
+    for line in lifecycle.down(settings, purge=options.purge) or ["nothing to remove"]:
+        print(line)
+
+
+def logs(options: argparse.Namespace) -> None:
+    """Print the proxy container's logs."""
+    settings = proxy_settings(options)
+    engine.ensure_engine()
+    print(lifecycle.logs(settings, tail=options.tail), end="")
+
+
+def image(options: argparse.Namespace) -> None:
+    """Make the proxy image available: present, pulled, or built locally."""
+    settings = proxy_settings(options)
+    engine.ensure_engine()
+    if options.base_image:
+        settings = settings.model_copy(update={"base_image": options.base_image})
+    print(images.ensure_image(settings, ca_bundle=settings.ca_bundle_path(host_ca_bundle())))

@@ -1,0 +1,93 @@
+"""What a RUN step's command does with Python packages, read from its words.
+
+This is reading, not parsing a shell: it finds installers by name, the options that
+point them at an index, and uv project commands with the options that matter for a
+lock file. Where it cannot tell, wiring leaves the step as written and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The installers orchestrator knows how to serve, by the word that starts them.
+INSTALLERS = {
+    "pip": "pip",
+    "pip3": "pip",
+    "uv": "uv",
+    "poetry": "poetry",
+    "pip-sync": "pip-tools",
+    "pipenv": "pipenv",
+    "pdm": "pdm",
+}
+_VERSION_SUFFIX = re.compile(r"(?<=^pip)[0-9.]+$")
+_PYTHON_M = re.compile(r"\bpython[0-9.]*\s+-m\s+(pip|uv|piptools)\b")
+_WORDS = re.compile(r"[\s;&|()`]+")
+_INDEX_OPTIONS = re.compile(
+    r"(?<![\w-])(--index-url|--extra-index-url|-i|--index|--default-index)(?:=|\s+)([^\s;&|]+)"
+)
+_SEGMENTS = re.compile(r"&&|\|\||[;|\n]")
+_UV_PROJECT = re.compile(
+    r"(?<![\w/.-])uv\s+((?:--?[\w-]+(?:[= ][^\s;&|-][^\s;&|]*)?\s+)*)(sync|run)\b([^;&|\n]*)"
+)
+_OPTION_VALUE = r"(?:=|\s+)([^\s;&|]+)"
+
+
+def _command_words(text: str) -> set[str]:
+    words = {word.rsplit("/", 1)[-1] for word in _WORDS.split(text) if word}
+    return {_VERSION_SUFFIX.sub("", word) for word in words}
+
+
+def installers(text: str) -> frozenset[str]:
+    """The installers a command runs: pip, uv, poetry, pip-tools, pipenv, pdm."""
+    text = re.sub(r"\buv\s+pip\b", "uv", text)  # `uv pip install` is uv, not pip
+    found = {INSTALLERS[word] for word in _command_words(text) if word in INSTALLERS}
+    for match in _PYTHON_M.finditer(text):
+        found.add({"piptools": "pip-tools"}.get(match.group(1), match.group(1)))
+    if "pip-tools" in found and not re.search(r"\bpip-sync\b|piptools\s+sync", text):
+        found.discard("pip-tools")
+    return frozenset(found)
+
+
+def disables_pip_cache(text: str) -> bool:
+    return "--no-cache-dir" in text or "PIP_NO_CACHE_DIR" in text
+
+
+def index_options(text: str) -> list[str]:
+    """Index options given to an installer on the command line (``--index-url URL``...)."""
+    return [
+        f"{m.group(1)} {m.group(2)}"
+        for segment in _SEGMENTS.split(text)
+        if installers(segment)
+        for m in _INDEX_OPTIONS.finditer(segment)
+    ]
+
+
+@dataclass(frozen=True)
+class UvProject:
+    """A ``uv sync`` or ``uv run`` in a step: where its project is and how it treats the lock."""
+
+    command: str  # sync or run
+    directory: str | None  # --project or --directory, as written
+    locked: bool  # --locked: the lock must match the project; uv never writes it
+    frozen: bool  # --frozen: the lock is used as is; uv never writes it
+
+    @property
+    def reads_lock_only(self) -> bool:
+        return self.locked or self.frozen
+
+
+def uv_projects(text: str) -> list[UvProject]:
+    found = []
+    for match in _UV_PROJECT.finditer(text):
+        options = f"{match.group(1)} {match.group(3)}"
+        directory = re.search(r"--(?:project|directory)" + _OPTION_VALUE, options)
+        found.append(
+            UvProject(
+                command=match.group(2),
+                directory=directory.group(1) if directory else None,
+                locked=bool(re.search(r"(?<![\w-])--locked\b", options)),
+                frozen=bool(re.search(r"(?<![\w-])--frozen\b", options)),
+            )
+        )
+    return found

@@ -1,0 +1,1 @@
+"""Talking to Docker: python-on-whales calls (``client``) and terminal commands (``process``)."""

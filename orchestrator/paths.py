@@ -1,0 +1,41 @@
+"""Every file orchestrator keeps for itself lives under a path named here, and only here.
+
+Per-user state (rendered Dockerfiles, cached facts and plans) follows the XDG base
+directory rules, so tests and users move all of it with ``XDG_CACHE_HOME``. Locks that
+every user of one engine must share cannot live in a home directory: they go to a
+world-writable directory (``ORCHESTRATE_LOCK_DIR``, default ``/run/lock/orchestrator``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+LOCK_DIR_ENV = "ORCHESTRATE_LOCK_DIR"
+
+
+def cache_dir() -> Path:
+    """orchestrator's per-user cache: ``$XDG_CACHE_HOME/orchestrator``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "orchestrator"
+
+
+def rendered_dir() -> Path:
+    """Build-time copies of Dockerfiles and bake overrides, kept to be read."""
+    return cache_dir() / "rendered"
+
+
+def facts_dir() -> Path:
+    """Facts about engines and builders that cannot change until the engine restarts."""
+    return cache_dir() / "facts"
+
+
+def shared_lock_dir() -> Path:
+    """Locks shared by every user on this machine (sticky and world-writable, like /tmp)."""
+    chosen = os.environ.get(LOCK_DIR_ENV)
+    if chosen:
+        return Path(chosen)
+    run_lock = Path("/run/lock")
+    base = run_lock if run_lock.is_dir() else Path(tempfile.gettempdir())
+    return base / "orchestrator"

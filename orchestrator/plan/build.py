@@ -1,0 +1,417 @@
+"""Planning a build: a resolved profile, its parsed Dockerfile and facts become one plan.
+
+Nothing here touches the engine, the network or the file system, so every decision can
+be unit-tested and shown by ``--dry-run`` exactly as it will be carried out. Each step
+adds arguments and records the decision behind them, with a reason a person can check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Mapping
+
+from orchestrator.dockerfile import ParsedDockerfile
+from orchestrator.errors import BadInput, ProxyUnavailable
+from orchestrator.plan.draft import Draft
+from orchestrator.plan.facts import HostFacts, ProxyFacts
+from orchestrator.plan.model import (
+    CA_SECRET,
+    ENV_SECRET,
+    ENV_VARIABLE,
+    PIP_CONF_SECRET,
+    PIP_CONF_VARIABLE,
+    PROFILE_LABEL,
+    UV_TOML_SECRET,
+    UV_TOML_VARIABLE,
+    BuildOptions,
+    BuildPlan,
+)
+from orchestrator.plan.settings import installer_settings
+from orchestrator.plan.wiring import plan_rendering
+from orchestrator.profiles import BuildUser, ResolvedProfile
+from orchestrator.urls import is_loopback, redact
+
+PROXY_CONTAINER_PORT = 5000
+USER_ARGS = ("USER_NAME", "USER_ID", "GROUP_ID")
+FALLBACK_UID = 1000
+
+
+def plan_build(
+    resolved: ResolvedProfile,
+    parsed: ParsedDockerfile,
+    facts: HostFacts,
+    options: BuildOptions | None = None,
+) -> BuildPlan:
+    """Turn a profile, its Dockerfile and host facts into the exact build to run."""
+    draft = Draft(resolved, parsed, facts, options or BuildOptions())
+    for step in (
+        _plan_builder,
+        _plan_mode,
+        _plan_network,
+        _plan_index,
+        _plan_ca,
+        _plan_user,
+        _plan_ssh,
+        _plan_secrets,
+        _plan_output,
+    ):
+        step(draft)
+    rendered = plan_rendering(draft)
+    return _finish(draft, rendered)
+
+
+def _finish(draft: Draft, rendered: str | None) -> BuildPlan:
+    profile = draft.profile
+    rendered_path = None
+    if rendered is not None:
+        digest = hashlib.sha256(rendered.encode()).hexdigest()[:12]
+        rendered_path = draft.facts.render_dir / f"{draft.resolved.name}-{digest}.Dockerfile"
+    dockerfile = rendered_path or profile.dockerfile_path
+    head = ["docker", "buildx", "build", "--file", str(dockerfile)]
+    if profile.target:
+        head += ["--target", profile.target]
+    build_args = {**draft.build_args, **profile.build_args}
+    for key, value in build_args.items():
+        head += ["--build-arg", f"{key}={value}"]
+    secret_env = _settings_secrets(draft)
+    return BuildPlan(
+        profile=draft.resolved.name,
+        sources=draft.resolved.sources,
+        mode=draft.mode,
+        argv=(*head, *draft.args, str(profile.context)),
+        context=profile.context,
+        dockerfile=profile.dockerfile_path,
+        tags=profile.tags,
+        decisions=tuple(draft.decisions),
+        index_url=draft.index_url,
+        build_env=dict(draft.env),
+        rendered_path=rendered_path,
+        rendered_text=rendered,
+        prepare=tuple(draft.prepare),
+        build_args=build_args,
+        secrets=tuple(draft.secrets),
+        ssh=tuple(draft.ssh),
+        labels=draft.labels,
+        network=draft.network,
+        secret_env=secret_env,
+        files=dict(draft.files),
+    )
+
+
+_SETTINGS = (
+    (ENV_SECRET, ENV_VARIABLE),
+    (PIP_CONF_SECRET, PIP_CONF_VARIABLE),
+    (UV_TOML_SECRET, UV_TOML_VARIABLE),
+)
+
+
+def _settings_secrets(draft: Draft) -> dict[str, str]:
+    """The secrets that carry the settings, fed from variables of the build's environment.
+
+    Each secret the rendered Dockerfile mounts is passed in every mode, empty where a mode
+    sets nothing, so the rendered text and its mounts stay the same when the mode changes.
+    """
+    contents = {
+        ENV_SECRET: "".join(f"{k}={shlex.quote(v)}\n" for k, v in draft.env.items()),
+        PIP_CONF_SECRET: draft.config_files.get("pip.conf", ""),
+        UV_TOML_SECRET: draft.config_files.get("uv.toml", ""),
+    }
+    env = {}
+    for secret, variable in _SETTINGS:
+        if secret in draft.used_secrets:
+            draft.secret(f"id={secret},env={variable}")
+            env[variable] = contents[secret]
+    return env
+
+
+# --- where and how ----------------------------------------------------------------------
+
+
+def _plan_builder(draft: Draft) -> None:
+    profile = draft.profile
+    builder = draft.facts.builder
+    if profile.builder:
+        draft.args += ["--builder", profile.builder]
+    reason = "named by the profile" if profile.builder else "buildx's current builder"
+    if not builder.checked:
+        reason += "; not checked (the engine did not answer), capabilities assumed absent"
+    draft.decide("builder", builder.label, reason)
+    if profile.progress != "auto":
+        draft.args += ["--progress", profile.progress]
+
+
+def _plan_mode(draft: Draft) -> None:
+    settings = draft.profile.proxy
+    if settings.mode == "off":
+        draft.mode = "off"
+        draft.decide("mode", "off", "the profile sets proxy: off; package installs are not wired")
+    elif draft.options.no_proxy:
+        if settings.mode == "require":
+            raise BadInput(
+                f"{draft.resolved.sources[0]}: field 'proxy.mode' is require, "
+                "which --no-proxy contradicts"
+            )
+        draft.mode = "cache-mount"
+        draft.decide("mode", "cache-mount", "--no-proxy forces the fallback")
+    else:
+        _choose_proxy_or_fallback(draft, draft.facts.proxy)
+
+
+def _choose_proxy_or_fallback(draft: Draft, proxy: ProxyFacts | None) -> None:
+    """The proxy if it serves and RUN steps can reach it; else say why and fall back."""
+    if proxy is None:
+        why: str | None = "the proxy was not checked"
+    elif not proxy.healthy:
+        why = proxy.reason
+    else:
+        why = _unreachable_reason(draft, proxy)
+        if why is None:
+            draft.mode = "proxy"
+            draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
+            return
+    if draft.profile.proxy.mode == "require":
+        raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
+    draft.mode = "cache-mount"
+    draft.decide(
+        "mode",
+        "cache-mount",
+        f"the proxy cannot serve ({why}); "
+        "locked BuildKit cache mounts keep packages from being downloaded twice",
+    )
+
+
+def _unreachable_reason(draft: Draft, proxy: ProxyFacts) -> str | None:
+    """Why RUN steps could not reach a proxy that serves the host, if they could not."""
+    settings = draft.profile.proxy
+    loopback = is_loopback(settings.url or settings.host_url)
+    if draft.facts.builder.driver != "docker":
+        if settings.url:
+            return "a container builder cannot reach this loopback URL" if loopback else None
+        missing = proxy.address is None
+        return f"it has no address on network '{settings.network}'" if missing else None
+    if draft.options.bake and not _bake_host_network(draft) and loopback:
+        if settings.bridge and draft.facts.bridge_gateway:
+            return None
+        return "this buildx cannot give bake targets host networking and proxy.bridge is off"
+    if loopback and draft.profile.network == "default":
+        return "network: default cannot reach the proxy on this machine's loopback"
+    return None
+
+
+def _bake_host_network(draft: Draft) -> bool:
+    """Bake targets get host networking: an override attribute (buildx 0.17+) or, before,
+    a compose file merged by target name (the only way 0.13 to 0.16 set a network)."""
+    return draft.profile.network != "default"
+
+
+def _proxy_url(draft: Draft) -> str:
+    """The proxy's index URL as a RUN step sees it, which depends on the builder."""
+    settings = draft.profile.proxy
+    if settings.url:
+        draft.decide("proxy address", redact(settings.url), "an external proxy, used as given")
+        return settings.url
+    if draft.facts.builder.driver == "docker":
+        if draft.network == "host":
+            draft.decide(
+                "proxy address",
+                settings.host_url,
+                "the docker driver cannot join a custom network (moby/buildkit#978); "
+                "with host networking the loopback-published port is reachable",
+            )
+            return settings.host_url
+        url = f"http://{draft.facts.bridge_gateway}:{settings.port}/index/"
+        draft.decide(
+            "proxy address", url, "the proxy is also published on the default bridge's gateway"
+        )
+        return url
+    address = draft.facts.proxy.address if draft.facts.proxy else None
+    assert address is not None, "_unreachable_reason sends an address-less proxy to the fallback"
+    url = f"http://{address}:{PROXY_CONTAINER_PORT}/index/"
+    draft.decide(
+        "proxy address",
+        url,
+        "container names do not resolve inside RUN steps of a "
+        "container builder (docker/buildx#2306); its IP on the shared network does",
+    )
+    _plan_container_builder(draft)
+    return url
+
+
+def _plan_container_builder(draft: Draft) -> None:
+    network = draft.profile.proxy.network
+    name = draft.profile.builder or "orchestrator"
+    if draft.profile.builder is None:
+        draft.args += ["--builder", name]
+    create = ("docker", "buildx", "create", "--name", name, "--driver", "docker-container")
+    draft.prepare.append((*create, "--driver-opt", f"network={network}"))
+    draft.decide(
+        "builder network",
+        network,
+        "the builder must be created on the proxy's network; create it once as shown",
+    )
+
+
+def _plan_index(draft: Draft) -> None:
+    if draft.mode == "off":
+        return
+    settings = draft.profile.proxy
+    if draft.mode == "proxy":
+        url = _proxy_url(draft)
+        draft.index_url = url
+        draft.env.update(installer_settings(url, proxy=True))
+        draft.decide(
+            "package index",
+            redact(url),
+            "pip and uv use only the proxy: pip's config files are ignored so no "
+            "extra-index-url can bypass it (pip gives indexes no priority)",
+        )
+        return
+    draft.index_url = settings.index
+    if settings.index_is_pypi:
+        draft.decide(
+            "package index", "installers' own", "the upstream is PyPI, the installers' default"
+        )
+        return
+    draft.env.update(installer_settings(settings.index, proxy=False))
+    draft.decide("package index", redact(settings.index), "the proxy's upstream, reached directly")
+
+
+def _plan_network(draft: Draft) -> None:
+    """One network in every mode: the network is part of every RUN step's cache key, so
+    switching between the proxy and the fallback must not change it."""
+    choice: str = draft.profile.network
+    if draft.facts.builder.driver != "docker" and not draft.options.bake:
+        draft.decide(
+            "network", "builder's", "a container builder's network is set when it is created"
+        )
+        return
+    if choice == "auto":
+        choice, reason = _auto_network(draft)
+    else:
+        reason = "set by the profile"
+    if choice == "host":
+        draft.network = "host"
+        if not draft.options.bake:
+            draft.args += ["--network", "host"]
+    draft.decide("network", choice, reason)
+
+
+def _auto_network(draft: Draft) -> tuple[str, str]:
+    settings = draft.profile.proxy
+    if draft.mode == "off":
+        return "default", "the proxy is off"
+    url = settings.url or settings.host_url
+    if is_loopback(url):
+        return "host", (
+            f"the proxy ({redact(url)}) is on this machine's loopback; host networking in "
+            "every mode, so a switch to the fallback and back keeps the layer cache"
+        )
+    if is_loopback(settings.index):
+        return "host", f"the upstream index ({redact(settings.index)}) is on loopback"
+    return "default", "the proxy and the index are reached by address, not loopback"
+
+
+# --- what the build gets ------------------------------------------------------------------
+
+
+def _plan_ca(draft: Draft) -> None:
+    path = draft.profile.ca_bundle_path(draft.facts.host_ca_bundle)
+    if path is None:
+        draft.decide("CA bundle", "none", "off, or no host bundle found")
+        return
+    draft.ca_bundle = path
+    draft.secret(f"id={CA_SECRET},src={path}")
+    target = f"/run/secrets/{CA_SECRET}"
+    for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        draft.env[name] = target
+    draft.decide("CA bundle", str(path), "mounted into RUN steps as a secret, never a layer")
+
+
+def _plan_user(draft: Draft) -> None:
+    setting = draft.profile.user
+    if setting == "off":
+        draft.decide("build user", "off", "the profile sets user: off")
+        return
+    if setting == "host":
+        facts = draft.facts
+        if facts.uid == 0:
+            user = BuildUser(name="builder", uid=FALLBACK_UID, gid=FALLBACK_UID)
+            reason = "the host user is root; a root build user would defeat a non-root image"
+        else:
+            user = BuildUser(name=facts.user_name, uid=facts.uid, gid=facts.gid)
+            reason = "the invoking user, so files in mounted volumes keep their owner"
+    else:
+        user, reason = setting, "given by the profile"
+    user = _with_profile_overrides(user, draft.profile.build_args)
+    draft.build_user = user
+    values = dict(zip(USER_ARGS, (user.name, str(user.uid), str(user.gid)), strict=True))
+    declared = [name for name in USER_ARGS if draft.parsed.declares(name)]
+    draft.build_args.update({name: values[name] for name in declared})
+    passed = ", ".join(f"{n}={values[n]}" for n in declared) or "none declared by the Dockerfile"
+    draft.decide("build user", passed, reason)
+
+
+def _with_profile_overrides(user: BuildUser, build_args: Mapping[str, str]) -> BuildUser:
+    """The profile's own USER_* build args win, so mounts must use their values too."""
+    uid, gid = build_args.get("USER_ID", ""), build_args.get("GROUP_ID", "")
+    return BuildUser(
+        name=build_args.get("USER_NAME", user.name),
+        uid=int(uid) if uid.isdigit() else user.uid,
+        gid=int(gid) if gid.isdigit() else user.gid,
+    )
+
+
+def _plan_ssh(draft: Draft) -> None:
+    if not draft.profile.ssh:
+        return
+    sock = draft.facts.ssh_auth_sock
+    if not sock:
+        raise BadInput(
+            f"{draft.resolved.sources[0]}: field 'ssh' is true but no ssh-agent "
+            "socket was found: start one (eval $(ssh-agent); ssh-add) so "
+            "SSH_AUTH_SOCK is set"
+        )
+    draft.ssh.append(f"default={sock}")
+    draft.args += ["--ssh", f"default={sock}"]
+    draft.decide(
+        "ssh", f"default={sock}", "the profile forwards the ssh-agent; keys stay on the host"
+    )
+
+
+def _plan_secrets(draft: Draft) -> None:
+    for key, secret in draft.profile.secrets.items():
+        if secret.env is not None:
+            if secret.env not in draft.facts.env_names:
+                raise BadInput(
+                    f"{draft.resolved.sources[0]}: field 'secrets.{key}.env': "
+                    f"environment variable {secret.env} is not set"
+                )
+            draft.secret(f"id={key},env={secret.env}")
+        else:
+            draft.secret(f"id={key},src={secret.file}")
+    if draft.profile.secrets:
+        draft.decide("secrets", ", ".join(draft.profile.secrets), "passed as BuildKit secrets")
+
+
+def _plan_output(draft: Draft) -> None:
+    profile = draft.profile
+    labels = {**profile.labels, PROFILE_LABEL: draft.resolved.name}
+    draft.labels = labels
+    for key, value in labels.items():
+        draft.args += ["--label", f"{key}={value}"]
+    for tag in profile.tags:
+        draft.args += ["--tag", tag]
+    if profile.platforms:
+        draft.args += ["--platform", ",".join(profile.platforms)]
+    if len(profile.platforms) > 1:
+        draft.decide(
+            "output",
+            "build cache only",
+            "a multi-platform image cannot be loaded into the engine's image store",
+        )
+        return
+    draft.args.append("--load")
+    draft.decide(
+        "output", "load into the engine", "so `docker run` and `docker image inspect` see it"
+    )

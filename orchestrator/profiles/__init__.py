@@ -1,0 +1,29 @@
+"""Build profiles: what a profile may say (``model``) and how files become one (``store``)."""
+
+from orchestrator.profiles.model import (
+    DEFAULT_CA_BUNDLE,
+    PROFILE_NAME,
+    BuildUser,
+    Profile,
+    ProxySettings,
+    Secret,
+)
+from orchestrator.profiles.store import (
+    PROFILES_DIR_ENV,
+    ProfileStore,
+    ResolvedProfile,
+    json_schema,
+)
+
+__all__ = [
+    "DEFAULT_CA_BUNDLE",
+    "PROFILES_DIR_ENV",
+    "PROFILE_NAME",
+    "BuildUser",
+    "Profile",
+    "ProfileStore",
+    "ProxySettings",
+    "ResolvedProfile",
+    "Secret",
+    "json_schema",
+]
