@@ -7,9 +7,11 @@ facts gathered before planning, never by looking at the disk here.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +23,87 @@ from pydantic import (
 )
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def _no_nul(value: str) -> str:
+    """Every string ends up in an argv or a path, where NUL raises instead of failing."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character: remove it")
+    return value
+
+
+def _no_nul_path(value: Path) -> Path:
+    _no_nul(str(value))
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+HostPath = Annotated[Path, AfterValidator(_no_nul_path)]
+
+
+def _docker_name(value: str) -> str:
+    """Checked here so a bad name fails before any container or volume exists, not midway."""
+    if not DOCKER_NAME.fullmatch(value):
+        raise ValueError("use letters, digits, '_', '.' and '-', starting with a letter or digit")
+    return value
+
+
+def _one_word(value: str) -> bool:
+    """What goes into one argv word or env value of a docker command must be one word."""
+    return bool(value) and "\x00" not in value and not any(c.isspace() for c in value)
+
+
+def _network_name(value: str) -> str:
+    """Docker allows almost anything in a network name, but not these."""
+    if not _one_word(value) or "/" in value:
+        raise ValueError("give a non-empty name without '/', whitespace or NUL")
+    return value
+
+
+def _image_ref(value: str) -> str:
+    """The engine parses the reference itself; what cannot even be one argument stops here."""
+    if not _one_word(value):
+        raise ValueError("give a non-empty image reference without whitespace or NUL")
+    return value
+
+
+def _bind_address(value: str) -> str:
+    """A host name here would be published as given and fail inside `docker run`."""
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("give an IP address such as 127.0.0.1 or ::1 (no brackets)") from None
+    return value
+
+
+def _http_url(value: str) -> str:
+    """The proxy and pip take these as given; a typo would only show as a failed fetch."""
+    if not _one_word(value):
+        raise ValueError("give an http(s) URL without whitespace or NUL")
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"give an http(s) URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("give an http(s) URL with a host, such as https://pypi.org/simple/")
+    return value
+
+
+def _schema_pattern(pattern: str) -> object:
+    """Editors using the JSON Schema flag the value as it is typed."""
+    return Field(json_schema_extra={"pattern": pattern})
+
+
+DockerName = Annotated[
+    str, AfterValidator(_docker_name), _schema_pattern(f"^{DOCKER_NAME.pattern}$")
+]
+NetworkName = Annotated[str, AfterValidator(_network_name), _schema_pattern(r"^[^\s/\u0000]+$")]
+ImageRef = Annotated[str, AfterValidator(_image_ref), _schema_pattern(r"^[^\s\u0000]+$")]
+BindAddress = Annotated[str, AfterValidator(_bind_address)]
+HttpUrl = Annotated[str, AfterValidator(_http_url), _schema_pattern("^[Hh][Tt][Tt][Pp][Ss]?://")]
 
 
 def _scalar_to_str(value: object) -> object:
@@ -37,7 +120,7 @@ def _scalar_to_str(value: object) -> object:
     return value
 
 
-ArgValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+ArgValue = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_no_nul)]
 
 
 def _off(value: object) -> object:
@@ -46,6 +129,14 @@ def _off(value: object) -> object:
 
 
 Switch = BeforeValidator(_off)
+
+
+def _nul_first(value: object) -> object:
+    """Before a union tries its members, so a NUL is named as such, not as 'not auto'."""
+    return _no_nul(value) if isinstance(value, str) else value
+
+
+PathSetting = Annotated[Literal["auto", "off"] | HostPath, Switch, BeforeValidator(_nul_first)]
 
 DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PYPI_INDEXES = ("https://pypi.org/simple", "https://pypi.python.org/simple")
@@ -70,17 +161,19 @@ class ProxySettings(BaseModel):
         description="auto: use the proxy when it can serve, else fall back to cache mounts; "
         "require: fail when it cannot; off: never use it.",
     )
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         None,
         description="An external shared proxy's index URL, used as given; "
         "no container is managed then.",
     )
-    name: str = Field("orchestrator-proxpi", description="Container name of the managed proxy.")
-    network: str = Field(
+    name: DockerName = Field(
+        "orchestrator-proxpi", description="Container name of the managed proxy."
+    )
+    network: NetworkName = Field(
         "orchestrator",
         description="User-defined Docker network the proxy joins (created if missing).",
     )
-    bind: str = Field(
+    bind: BindAddress = Field(
         "127.0.0.1",
         description="Host address the port is published on. Anything but loopback shares "
         "the cache with the network.",
@@ -92,22 +185,24 @@ class ProxySettings(BaseModel):
         "172.17.0.1): reachable from containers on this host, not from other machines. "
         "`orchestrate bake` needs it, since bake cannot use host networking before buildx 0.17.",
     )
-    image: str = Field(
+    image: ImageRef = Field(
         "epicwink/proxpi:v1.3.1",
         description="Image to run; when absent and not pullable, orchestrator builds its own.",
     )
-    base_image: str = Field(
+    base_image: ImageRef = Field(
         "python:3.12-slim", description="Base image for building the proxy image locally."
     )
-    cache_volume: str = Field(
+    cache_volume: DockerName = Field(
         "orchestrator-proxpi-cache", description="Named volume holding the package cache."
     )
     cache_size: int = Field(
         20 * 1024**3, ge=0, description="Bytes of package files the proxy keeps (LFU eviction)."
     )
-    index: str = Field("https://pypi.org/simple/", description="Upstream index the proxy mirrors.")
+    index: HttpUrl = Field(
+        "https://pypi.org/simple/", description="Upstream index the proxy mirrors."
+    )
     index_ttl: int = Field(1800, ge=0, description="Seconds an upstream index page is cached.")
-    extra_indexes: tuple[str, ...] = Field(
+    extra_indexes: tuple[HttpUrl, ...] = Field(
         (),
         description="Further upstream indexes (private ones belong here, never as a pip "
         "extra-index-url inside builds).",
@@ -119,12 +214,12 @@ class ProxySettings(BaseModel):
         description="Seconds the proxy waits for a cold file before redirecting the client "
         "upstream; high, so builds never need the upstream themselves.",
     )
-    ca_bundle: Annotated[Literal["auto", "off"] | Path, Switch] = Field(
+    ca_bundle: PathSetting = Field(
         "auto",
         description="CA bundle the proxy trusts for upstream HTTPS: auto (the host's bundle, "
         "when present), off, or a path.",
     )
-    health_project: str = Field(
+    health_project: Text = Field(
         "pip", description="Project whose index page the readiness check fetches."
     )
     startup_timeout: float = Field(
@@ -167,7 +262,7 @@ class BuildUser(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="USER_NAME build arg.")
+    name: Text = Field(description="USER_NAME build arg.")
     uid: int = Field(ge=0, description="USER_ID build arg.")
     gid: int = Field(ge=0, description="GROUP_ID build arg.")
 
@@ -189,8 +284,10 @@ class Secret(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    file: Path | None = Field(None, description="File holding the secret, relative to the profile.")
-    env: str | None = Field(None, description="Environment variable holding the secret.")
+    file: HostPath | None = Field(
+        None, description="File holding the secret, relative to the profile."
+    )
+    env: Text | None = Field(None, description="Environment variable holding the secret.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Secret:
@@ -204,27 +301,27 @@ class Profile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    description: str = Field("", description="One line shown by `orchestrate profiles list`.")
+    description: Text = Field("", description="One line shown by `orchestrate profiles list`.")
     extends: str | None = Field(
         None,
         description="Name of a profile in the same directory whose settings this one inherits.",
     )
-    context: Path = Field(description="Build context directory, relative to this profile file.")
-    dockerfile: str = Field(
+    context: HostPath = Field(description="Build context directory, relative to this profile file.")
+    dockerfile: Text = Field(
         "Dockerfile", description="Dockerfile path, relative to the context (as in bake)."
     )
-    target: str | None = Field(None, description="Build stage to stop at (`--target`).")
-    tags: tuple[str, ...] = Field((), description="Image tags (`--tag`).")
-    build_args: dict[str, ArgValue] = Field(
+    target: Text | None = Field(None, description="Build stage to stop at (`--target`).")
+    tags: tuple[Text, ...] = Field((), description="Image tags (`--tag`).")
+    build_args: dict[Text, ArgValue] = Field(
         default_factory=dict, description="Build arguments (`--build-arg`); merged with parents'."
     )
-    labels: dict[str, ArgValue] = Field(
+    labels: dict[Text, ArgValue] = Field(
         default_factory=dict, description="Image labels (`--label`); merged with parents'."
     )
-    platforms: tuple[str, ...] = Field(
+    platforms: tuple[Text, ...] = Field(
         (), description="Target platforms (`--platform`); empty means the engine's own."
     )
-    builder: str | None = Field(
+    builder: Text | None = Field(
         None, description="buildx builder to use; unset means the current one."
     )
     progress: Literal["auto", "plain", "tty", "quiet"] = Field(
@@ -237,7 +334,7 @@ class Profile(BaseModel):
         "that declare them.",
     )
     ssh: bool = Field(False, description="Forward the ssh-agent (`--ssh default=$SSH_AUTH_SOCK`).")
-    ca_bundle: Annotated[Literal["auto", "off"] | Path, Switch] = Field(
+    ca_bundle: PathSetting = Field(
         "auto",
         description="CA bundle given to RUN steps as a secret: auto (the host's, when "
         "present), off, or a path relative to the profile.",

@@ -1,9 +1,10 @@
 """Build profiles: YAML files validated by pydantic, with ``extends:`` inheritance.
 
 A profile is read as layers (the named file, then the one it extends, and so on), merged
-parent-first, and validated once as a whole. Each top-level key remembers which file set
-it, so an error names the file the user has to edit, not the file we happened to read
-last. Relative paths are resolved against the file that wrote them, as compose does.
+parent-first, and validated once as a whole. Each value remembers which file set it, down
+to the nested keys, so an error names the file and line the user has to edit, not the
+file we happened to read last. Relative paths are resolved against the file that wrote
+them, as compose does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ from orchestrator.profiles.model import (
     ProxySettings,
     mode_shorthand,
 )
-from orchestrator.urls import redact_all
+from orchestrator.urls import redact, redact_all
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 PROFILES_DIR_ENV = "ORCHESTRATE_PROFILES_DIR"
+SHOWN_CHARS = 60  # of an offending value in a message
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class _Layer:
     path: Path
     data: dict[str, Any]
     node: yaml.Node | None
+
+
+class _NotFound(Exception):
+    """Why a name finds no profile; the caller knows which file to blame."""
 
 
 class ProfileStore:
@@ -80,9 +86,15 @@ class ProfileStore:
         return sorted(found)
 
     def path_of(self, name: str) -> Path:
+        try:
+            return self._find(name)
+        except _NotFound as exc:
+            raise BadInput(f"{self.directory}: {exc}") from None
+
+    def _find(self, name: str) -> Path:
         if not PROFILE_NAME.fullmatch(name):
-            raise BadInput(
-                f"{self.directory}: '{name}' is not a profile name "
+            raise _NotFound(
+                f"'{_printable(name)}' is not a profile name "
                 "(letters, digits, '.', '_' and '-', as in the file name without .yaml)"
             )
         for suffix in PROFILE_SUFFIXES:
@@ -94,7 +106,7 @@ class ProfileStore:
         advice = (
             f"did you mean '{hint[0]}'?" if hint else f"available: {', '.join(known) or 'none'}"
         )
-        raise BadInput(f"{self.directory}: no profile named '{name}' ({advice})")
+        raise _NotFound(f"no profile named '{name}' ({advice})")
 
     def resolve(self, name: str) -> ResolvedProfile:
         layers = list(self._chain(name))
@@ -103,46 +115,110 @@ class ProfileStore:
         try:
             profile = Profile.model_validate(merged)
         except ValidationError as exc:
-            raise BadInput(_describe(exc, layers, origins)) from None
+            raise BadInput(_describe(exc, merged, layers, origins)) from None
         resolved = ResolvedProfile(name, profile, tuple(layer.path for layer in layers))
-        _check_paths(resolved, origins, layers[0].path)
+        _check_paths(resolved, layers, origins)
         return resolved
 
     def _chain(self, name: str) -> Iterator[_Layer]:
-        """Yield the named profile first, then each ancestor; refuse cycles."""
-        seen: list[str] = []
-        current: str | None = name
-        while current is not None:
-            if current in seen:
-                cycle = " -> ".join([*seen, current])
-                raise BadInput(f"{self.path_of(seen[-1])}: field 'extends': cycle {cycle}")
-            seen.append(current)
-            layer = _read_layer(self.path_of(current))
+        """Yield the named profile first, then each ancestor; refuse cycles.
+
+        A bad ``extends`` is blamed on the line that says it, not on the profiles directory.
+        """
+        seen = [name]
+        layer = _read_layer(self.path_of(name))
+        while True:
             yield layer
             parent = layer.data.get("extends")
-            if parent is not None and not isinstance(parent, str):
-                raise BadInput(f"{layer.path}: field 'extends': must be a profile name")
-            current = parent
+            if parent is None:
+                return
+            where = f"{_at(layer, ('extends',))}: field 'extends'"
+            if not isinstance(parent, str):
+                raise BadInput(f"{where}: must be a profile name")
+            if parent in seen:
+                raise BadInput(f"{where}: cycle {' -> '.join([*seen, parent])}")
+            try:
+                path = self._find(parent)
+            except _NotFound as exc:
+                raise BadInput(f"{where}: {exc}") from None
+            seen.append(parent)
+            layer = _read_layer(path)
+
+
+def _printable(text: str) -> str:
+    """Shown as typed, unless it holds characters a terminal would hide or act on."""
+    return text if text.isprintable() else json.dumps(text)[1:-1]
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping: YAML says it is an error, PyYAML keeps the last."""
+
+    def __init__(self, key: object, first: yaml.Node, again: yaml.Node) -> None:
+        super().__init__(None, None, f"duplicate key '{key}'", again.start_mark)
+        self.key = key
+        self.first_line = first.start_mark.line + 1
+        self.line = again.start_mark.line + 1
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, at every level, instead of silently
+    keeping the last; ``<<`` merge keys may still be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):  # the base class reports anything else
+            _refuse_duplicates(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _refuse_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> None:
+    first_seen: dict[object, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            continue  # SafeLoader reports it with its own words
+        if key in first_seen:
+            raise _DuplicateKey(key, first_seen[key], key_node)
+        first_seen[key] = key_node
 
 
 def _read_layer(path: Path) -> _Layer:
     text = read_text(path, "profile")
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()  # kept for line numbers in error messages
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BadInput(f"{path}{where}: invalid YAML: {problem}") from None
-    finally:
-        loader.dispose()
+    node, data = _parse(text, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise BadInput(f"{path}: a profile must be a mapping of keys to values")
     return _Layer(path, _normalize(data, path.parent), node)
+
+
+def _parse(text: str, path: Path) -> tuple[yaml.Node | None, object]:
+    """The document and its node tree, kept for line numbers in error messages."""
+    loader: _StrictLoader | None = None
+    try:
+        loader = _StrictLoader(text)
+        node = loader.get_single_node()
+        return node, loader.construct_document(node) if node is not None else None
+    except _DuplicateKey as exc:
+        raise BadInput(
+            f"{path}:{exc.line}: duplicate key '{_printable(str(exc.key))}' "
+            f"(first at line {exc.first_line}): keep one"
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise BadInput(
+            f"{path}:{line}: invalid YAML: character #x{exc.character:04x} is not allowed "
+            "in a YAML file: remove it"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BadInput(f"{path}{where}: invalid YAML: {problem}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -151,7 +227,7 @@ def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if "proxy" in out:
         out["proxy"] = mode_shorthand(out["proxy"])
     context = out.get("context")
-    if isinstance(context, str):
+    if isinstance(context, str) and "\x00" not in context:
         out["context"] = str((base / context).resolve())
     out["ca_bundle"] = _path_setting(out.get("ca_bundle"), base)
     proxy = out.get("proxy")
@@ -171,82 +247,163 @@ def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _path_setting(value: object, base: Path) -> object:
-    """A relative path in a profile means relative to that profile's file."""
-    if isinstance(value, str) and value not in ("auto", "off"):
+    """A relative path in a profile means relative to that profile's file.
+
+    One with a NUL cannot be resolved; it is left for the model to refuse, with its line.
+    """
+    if isinstance(value, str) and value not in ("auto", "off") and "\x00" not in value:
         return str((base / Path(value).expanduser()).resolve())
     return value
 
 
-def _merge(layers: list[_Layer]) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Merge ancestors first; mappings merge key by key, anything else is replaced."""
+FieldPath = tuple[object, ...]
+"""Keys and list indexes from the top of a profile down to one value, as the YAML has them."""
+
+
+def _merge(layers: list[_Layer]) -> tuple[dict[str, Any], dict[FieldPath, Path]]:
+    """Merge ancestors first; mappings merge key by key, anything else is replaced.
+
+    Every path a layer sets is remembered with that layer's file, down to the leaves: when
+    a child sets ``proxy.name``, a bad ``proxy.port`` is still the parent's to fix.
+    """
     merged: dict[str, Any] = {}
-    origins: dict[str, Path] = {}
+    origins: dict[FieldPath, Path] = {}
     for layer in reversed(layers):
         for key, value in layer.data.items():
             if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
                 merged[key] = {**merged[key], **value}
+                for sub, sub_value in value.items():
+                    _set_origin(origins, (key, sub), sub_value, layer.path)
             else:
                 merged[key] = value
-            origins[key] = layer.path
+                _set_origin(origins, (key,), value, layer.path)
+            origins[(key,)] = layer.path
     return merged, origins
 
 
-def _describe(exc: ValidationError, layers: list[_Layer], origins: dict[str, Path]) -> str:
+def _set_origin(
+    origins: dict[FieldPath, Path], path: FieldPath, value: object, source: Path
+) -> None:
+    """``value`` replaced whatever was at ``path``: all of it now comes from ``source``."""
+    for known in [p for p in origins if p[: len(path)] == path]:
+        del origins[known]
+    for inner in _paths_in(value, path):
+        origins[inner] = source
+
+
+def _paths_in(value: object, path: FieldPath) -> Iterator[FieldPath]:
+    yield path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _paths_in(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths_in(item, (*path, index))
+
+
+def _data_path(data: object, loc: tuple[int | str, ...]) -> FieldPath:
+    """The part of pydantic's location that the YAML has: it also names union members
+    ('BuildUser') and '[key]', which no file contains."""
+    path: list[object] = []
+    for part in loc:
+        if isinstance(data, list):
+            data = dict(enumerate(data))
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+            path.append(part)
+    return tuple(path)
+
+
+def _where(path: FieldPath, layers: list[_Layer], origins: dict[FieldPath, Path]) -> str:
+    """``file:line`` where ``path`` was set; a path nobody set is the named profile's."""
+    source = next(
+        (origins[path[:end]] for end in range(len(path), 0, -1) if path[:end] in origins),
+        layers[0].path,
+    )
+    layer = next(layer for layer in layers if layer.path == source)
+    return _at(layer, path)
+
+
+def _at(layer: _Layer, path: FieldPath) -> str:
+    line = _line_of(layer.node, path)
+    return f"{layer.path}:{line}" if line else str(layer.path)
+
+
+def _describe(
+    exc: ValidationError,
+    merged: dict[str, Any],
+    layers: list[_Layer],
+    origins: dict[FieldPath, Path],
+) -> str:
     """One line: the file, the line, the field and what to do about it."""
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     field = ".".join(loc)
-    path = origins.get(loc[0], layers[0].path) if loc else layers[0].path
-    node = next((layer.node for layer in layers if layer.path == path), None)
-    line = _line_of(node, loc)
-    where = f"{path}:{line}" if line else str(path)
+    where = _where(_data_path(merged, error["loc"]), layers, origins)
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     if error["type"] == "extra_forbidden":
         fields = ProxySettings.model_fields if loc[0] == "proxy" else Profile.model_fields
         hint = difflib.get_close_matches(loc[-1], list(fields), n=1)
         advice = f"did you mean '{hint[0]}'?" if hint else "see `orchestrate profiles schema`"
-        return f"{where}: unknown field '{field}' ({advice}){suffix}"
+        return f"{where}: unknown field '{_printable(field)}' ({advice}){suffix}"
     if error["type"] == "missing":
         return f"{where}: field '{field}' is required but not set here or in any parent{suffix}"
-    got = json.dumps(error.get("input"), default=str)
-    return f"{where}: field '{field}': {error['msg']} (got {got}){suffix}"
+    problem = error["msg"]
+    if error["type"] == "value_error":  # our own words, without pydantic's "Value error, "
+        problem = str(error.get("ctx", {}).get("error", problem))
+    got = _shown(error.get("input"))
+    return f"{where}: field '{_printable(field)}': {problem} (got {got}){suffix}"
 
 
-def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
+def _shown(value: object) -> str:
+    """The offending value, short enough to keep the message on one line under 200."""
+    text = redact(json.dumps(value, default=str))
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _line_of(node: yaml.Node | None, path: FieldPath) -> int | None:
     """Line number of a key in the YAML source, so editors can jump to it."""
     line = None
-    for part in loc:
+    for part in path:
         if isinstance(node, yaml.MappingNode):
-            match = next((kv for kv in node.value if kv[0].value == part), None)
+            # the last match: keys a `<<` merge brought in come first and are overridden
+            match = next((kv for kv in reversed(node.value) if kv[0].value == str(part)), None)
             if match is None:
                 break
             line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            node = node.value[int(part)]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
             line = node.start_mark.line + 1
         else:
             break
     return line
 
 
-def _check_paths(resolved: ResolvedProfile, origins: dict[str, Path], leaf: Path) -> None:
+def _check_paths(
+    resolved: ResolvedProfile, layers: list[_Layer], origins: dict[FieldPath, Path]
+) -> None:
+    """The files a profile names must exist; blame the line that named each one."""
     profile = resolved.profile
     if not profile.context.is_dir():
-        where = origins.get("context", leaf)
+        where = _where(("context",), layers, origins)
         raise BadInput(f"{where}: field 'context': directory {profile.context} does not exist")
     if not profile.dockerfile_path.is_file():
-        where = origins.get("dockerfile", origins.get("context", leaf))
+        named_by = ("dockerfile",) if ("dockerfile",) in origins else ("context",)
+        where = _where(named_by, layers, origins)
         raise BadInput(f"{where}: field 'dockerfile': {profile.dockerfile_path} does not exist")
-    files = {
-        "ca_bundle": profile.ca_bundle_path(None),
-        "proxy.ca_bundle": profile.proxy.ca_bundle_path(None),
-        **{f"secrets.{key}.file": secret.file for key, secret in profile.secrets.items()},
+    files: dict[FieldPath, Path | None] = {
+        ("ca_bundle",): profile.ca_bundle_path(None),
+        ("proxy", "ca_bundle"): profile.proxy.ca_bundle_path(None),
+        **{("secrets", key, "file"): secret.file for key, secret in profile.secrets.items()},
     }
-    for field_name, path in files.items():
+    for field_path, path in files.items():
         if path is not None and not path.is_file():
-            where = origins.get(field_name.split(".")[0], leaf)
-            raise BadInput(f"{where}: field '{field_name}': file {path} does not exist")
+            where = _where(field_path, layers, origins)
+            field = ".".join(str(part) for part in field_path)
+            raise BadInput(f"{where}: field '{field}': file {path} does not exist")
 
 
 def json_schema() -> dict[str, Any]:

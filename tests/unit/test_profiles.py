@@ -113,7 +113,7 @@ def test_cyclic_extends_is_refused(profiles_dir: Path) -> None:
 def test_missing_context_is_reported(profiles_dir: Path) -> None:
     write_profile(profiles_dir, "app", "context: ../nowhere\n")
     message = error_of(profiles_dir)
-    assert "app.yaml: field 'context'" in message
+    assert "app.yaml:1: field 'context'" in message
     assert "does not exist" in message
 
 
@@ -149,3 +149,219 @@ def test_bundled_profiles_are_valid() -> None:
     assert "example" in names
     for name in names:
         store.resolve(name)
+
+
+# --- where an error is blamed: the file and line that set the exact path (issue 15) ----
+
+
+def test_bad_nested_value_in_parent_is_blamed_on_the_parent_line(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", MINIMAL + "proxy:\n  port: 99999\n")
+    write_profile(profiles_dir, "app", "extends: base\nproxy: {name: mine}\n")
+    assert "base.yaml:3: field 'proxy.port'" in error_of(profiles_dir)
+
+
+def test_bad_nested_value_in_child_is_blamed_on_the_child_line(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", MINIMAL + "proxy:\n  port: 5000\n")
+    write_profile(profiles_dir, "app", "extends: base\nproxy:\n  name: mine\n  port: 0\n")
+    assert "app.yaml:4: field 'proxy.port'" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize(
+    ("parent", "child", "blamed"),
+    [
+        ("build_args:\n  A: 3.10\n", "build_args: {B: x}\n", "base.yaml:3: field 'build_args.A'"),
+        ("labels:\n  a: 2024-01-01\n", "labels: {b: x}\n", "base.yaml:3: field 'labels.a'"),
+        (
+            "secrets:\n  a: {env: X, file: f}\n",
+            "secrets: {b: {env: Y}}\n",
+            "base.yaml:3: field 'secrets.a'",
+        ),
+        ("user:\n  name: x\n  uid: 1\n  gid: 1\n", "user: {uid: u}\n", "app.yaml:2: field 'user"),
+    ],
+)
+def test_bad_mapping_entry_is_blamed_on_the_file_that_set_it(
+    profiles_dir: Path, parent: str, child: str, blamed: str
+) -> None:
+    write_profile(profiles_dir, "base", MINIMAL + parent)
+    write_profile(profiles_dir, "app", "extends: base\n" + child)
+    assert blamed in error_of(profiles_dir)
+
+
+def test_missing_secret_file_is_blamed_on_the_parent_that_named_it(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", MINIMAL + "secrets:\n  netrc: {file: nope}\n")
+    write_profile(profiles_dir, "app", "extends: base\nsecrets:\n  token: {env: TOKEN}\n")
+    message = error_of(profiles_dir)
+    assert "base.yaml:3: field 'secrets.netrc.file'" in message
+    assert "does not exist" in message
+
+
+def test_secret_redefined_by_the_child_is_blamed_on_the_child(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", MINIMAL + "secrets:\n  netrc: {env: NETRC}\n")
+    write_profile(profiles_dir, "app", "extends: base\nsecrets:\n  netrc: {file: nope}\n")
+    assert "app.yaml:3: field 'secrets.netrc.file'" in error_of(profiles_dir)
+
+
+def test_missing_context_set_in_parent_names_the_parent_line(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", "description: d\ncontext: ../nowhere\n")
+    write_profile(profiles_dir, "app", "extends: base\ntags: [x]\n")
+    assert "base.yaml:2: field 'context': directory" in error_of(profiles_dir)
+
+
+def test_unknown_parent_is_blamed_on_the_extends_line(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + "extends: bsae\n")
+    write_profile(profiles_dir, "base", MINIMAL)
+    message = error_of(profiles_dir)
+    assert "app.yaml:2: field 'extends': no profile named 'bsae'" in message
+    assert "did you mean 'base'" in message
+
+
+# --- validation before any side effect (issue 15) -----------------------------------------
+
+
+@pytest.mark.parametrize("field", ["name", "cache_volume"])
+@pytest.mark.parametrize("value", ["-lead", "a b", "a/b", "a:b", "ü", '""', '"\\0"'])
+def test_container_and_volume_names_follow_dockers_rule(
+    profiles_dir: Path, field: str, value: str
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  {field}: {value}\n")
+    assert f"app.yaml:3: field 'proxy.{field}': use letters, digits" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize("value", ['""', "a/b", '"a b"', '"a\\tb"', '"\\0"'])
+def test_network_names_refuse_what_docker_refuses(profiles_dir: Path, value: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  network: {value}\n")
+    assert "app.yaml:3: field 'proxy.network'" in error_of(profiles_dir)
+
+
+def test_docker_names_docker_accepts_are_accepted(profiles_dir: Path) -> None:
+    proxy = "proxy: {name: Proxy_1.a-b, cache_volume: 0cache, network: jenkins_ci-shared.1}\n"
+    write_profile(profiles_dir, "app", MINIMAL + proxy)
+    settings = resolve(profiles_dir).profile.proxy
+    assert (settings.name, settings.cache_volume) == ("Proxy_1.a-b", "0cache")
+    assert settings.network == "jenkins_ci-shared.1"
+
+
+@pytest.mark.parametrize("field", ["image", "base_image"])
+@pytest.mark.parametrize("value", ['""', '"a b"', '"a\\0"'])
+def test_image_references_must_be_one_word(profiles_dir: Path, field: str, value: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  {field}: {value}\n")
+    assert f"app.yaml:3: field 'proxy.{field}'" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize("value", ["localhost", "127.0.0.256", '"[::1]"', "0.0.0.0:5000"])
+def test_bind_must_be_an_ip_address(profiles_dir: Path, value: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  bind: {value}\n")
+    assert "app.yaml:3: field 'proxy.bind': give an IP address" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0", '"::"', "::1", '""', "192.168.1.10"])
+def test_bind_accepts_ipv4_ipv6_or_empty(profiles_dir: Path, value: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  bind: {value}\n")
+    resolve(profiles_dir)
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("index: pypi.org/simple/", "proxy.index"),
+        ("index: ftp://mirror.example/simple/", "proxy.index"),
+        ("url: https:///simple/", "proxy.url"),
+        ("url: http://proxy.example:99999/", "proxy.url"),
+        ('url: "http://proxy example/"', "proxy.url"),
+        ("extra_indexes: [https://ok.example/simple/, private/simple]", "proxy.extra_indexes.1"),
+    ],
+)
+def test_index_urls_must_be_http_urls_with_a_host(
+    profiles_dir: Path, setting: str, field: str
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  {setting}\n")
+    message = error_of(profiles_dir)
+    assert f"app.yaml:3: field '{field}': give an http(s) URL" in message
+
+
+def test_index_urls_that_are_fine_are_kept(profiles_dir: Path) -> None:
+    proxy = (
+        "proxy:\n  index: http://localhost:3141/root/pypi/+simple/\n"
+        "  url: https://user:pw@[::1]:8080/index/\n  extra_indexes: [HTTPS://x.example/s/]\n"
+    )
+    write_profile(profiles_dir, "app", MINIMAL + proxy)
+    settings = resolve(profiles_dir).profile.proxy
+    assert settings.index == "http://localhost:3141/root/pypi/+simple/"
+    assert settings.url == "https://user:pw@[::1]:8080/index/"
+
+
+def test_bad_url_is_shown_without_its_credentials(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + "proxy: {url: 'ftp://me:s3cret@host/'}\n")
+    assert "s3cret" not in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ('proxy: {name: "\\0"}', "proxy.name"),
+        ('proxy: {network: "\\0"}', "proxy.network"),
+        ('proxy: {cache_volume: "\\0"}', "proxy.cache_volume"),
+        ('proxy: {ca_bundle: "\\0"}', "proxy.ca_bundle"),
+        ('proxy: {health_project: "\\0"}', "proxy.health_project"),
+        ('ca_bundle: "a\\0"', "ca_bundle"),
+        ('dockerfile: "a\\0"', "dockerfile"),
+        ('secrets: {x: {file: "~\\0"}}', "secrets.x.file"),
+        ('secrets: {x: {env: "\\0"}}', "secrets.x.env"),
+        ('tags: ["\\0"]', "tags.0"),
+        ('build_args: {A: "\\0"}', "build_args.A"),
+        ('labels: {"\\0": x}', "labels"),
+        ('extends: "\\0"', "extends"),
+    ],
+)
+def test_nul_gives_one_line_naming_the_field(profiles_dir: Path, setting: str, field: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + setting + "\n")
+    message = error_of(profiles_dir)
+    assert f"app.yaml:2: field '{field}" in message
+    assert "\x00" not in message
+
+
+def test_nul_in_context_gives_one_line(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "app", 'context: "../ctx\\0"\n')
+    assert "app.yaml:1: field 'context': contains a NUL character" in error_of(profiles_dir)
+
+
+def test_raw_nul_byte_in_the_file_gives_one_line(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + "tags: [a\x00]\n")
+    assert "app.yaml:2: invalid YAML: character #x0000" in error_of(profiles_dir)
+
+
+def test_duplicate_top_level_key_names_both_lines(profiles_dir: Path) -> None:
+    text = MINIMAL + "description: d\ntags: [a]\nssh: false\n\n\ntags: [b]\n"
+    write_profile(profiles_dir, "app", text)
+    message = error_of(profiles_dir)
+    assert message.endswith("app.yaml:7: duplicate key 'tags' (first at line 3): keep one")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("proxy:\n  port: 1\n  port: 2\n", "app.yaml:4: duplicate key 'port' (first at line 3)"),
+        ("build_args: {A: '1', A: '2'}\n", "app.yaml:2: duplicate key 'A' (first at line 2)"),
+        (
+            "secrets:\n  s:\n    env: A\n    env: B\n",
+            "app.yaml:5: duplicate key 'env' (first at line 4)",
+        ),
+    ],
+)
+def test_duplicate_nested_key_names_both_lines(
+    profiles_dir: Path, text: str, expected: str
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + text)
+    assert expected in error_of(profiles_dir)
+
+
+def test_duplicate_key_in_a_parent_names_the_parent(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "base", MINIMAL + "labels:\n  a: x\n  a: y\n")
+    write_profile(profiles_dir, "app", "extends: base\n")
+    assert "base.yaml:4: duplicate key 'a' (first at line 3)" in error_of(profiles_dir)
+
+
+def test_yaml_merge_keys_may_still_be_overridden(profiles_dir: Path) -> None:
+    text = MINIMAL + "labels: &common {A: '1', B: '2'}\nbuild_args:\n  <<: *common\n  A: '3'\n"
+    write_profile(profiles_dir, "app", text)
+    assert resolve(profiles_dir).profile.build_args == {"A": "3", "B": "2"}
