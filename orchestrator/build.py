@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from orchestrator import builder, dockerfile, paths
@@ -16,7 +18,9 @@ from orchestrator.plan.build import plan_build
 from orchestrator.plan.facts import ProxyFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ProfileStore, ResolvedProfile
-from orchestrator.proxy import lifecycle
+from orchestrator.proxy import lifecycle, probe
+
+UPSTREAM_TIMEOUT = 0.8  # seconds the upstream gets to answer before it counts as down
 
 log = get_logger(__name__)
 
@@ -58,9 +62,26 @@ def check_inputs(resolved: ResolvedProfile) -> None:
 def proxy_facts(
     resolved: ResolvedProfile, options: BuildOptions, *, dry_run: bool
 ) -> ProxyFacts | None:
+    """The proxy found, started or created, and whether its upstream answers, found at the
+    same time: each is bounded by its own short timeout, so the decision stays short."""
     settings = resolved.profile.proxy
     if settings.mode == "off" or options.no_proxy:
         return None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upstream = (
+            None
+            if settings.url
+            else pool.submit(probe.upstream_remembered, settings.index, UPSTREAM_TIMEOUT)
+        )
+        found = _proxy(resolved, dry_run=dry_run)
+        checked = upstream.result() if upstream is not None else None
+    if found.healthy and checked is not None and not checked.ok:
+        return replace(found, offline=checked.reason)
+    return found
+
+
+def _proxy(resolved: ResolvedProfile, *, dry_run: bool) -> ProxyFacts:
+    settings = resolved.profile.proxy
     requester = lifecycle.Requester(profile=resolved.name, replace=False)
     try:
         if dry_run:
@@ -72,7 +93,7 @@ def proxy_facts(
         if settings.mode == "require" and not isinstance(exc, ProxyUnavailable):
             raise
         return ProxyFacts(healthy=False, reason=exc.message)
-    return ProxyFacts(healthy=found.healthy, reason=found.reason, address=found.address)
+    return found.facts()
 
 
 def write_files(plan: BuildPlan) -> None:

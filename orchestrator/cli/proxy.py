@@ -59,4 +59,5 @@ def image(options: argparse.Namespace) -> None:
     engine.ensure_engine()
     if options.base_image:
         settings = settings.model_copy(update={"base_image": options.base_image})
-    print(images.ensure_image(settings, ca_bundle=settings.ca_bundle_path(host_ca_bundle())))
+    for name in images.ensure_images(settings, ca_bundle=settings.ca_bundle_path(host_ca_bundle())):
+        print(name)

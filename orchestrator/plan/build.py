@@ -166,6 +166,15 @@ def _choose_proxy_or_fallback(draft: Draft, proxy: ProxyFacts | None) -> None:
         why = proxy.reason
     else:
         why = _unreachable_reason(draft, proxy)
+        if why is None and proxy.offline and not draft.profile.proxy.url:
+            draft.mode = "offline"
+            draft.decide(
+                "mode",
+                "offline",
+                f"the upstream does not answer ({proxy.offline}); the proxy serves what it "
+                "has cached and asks the upstream nothing",
+            )
+            return
         if why is None:
             draft.mode = "proxy"
             draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
@@ -256,8 +265,10 @@ def _plan_index(draft: Draft) -> None:
     if draft.mode == "off":
         return
     settings = draft.profile.proxy
-    if draft.mode == "proxy":
+    if draft.mode in ("proxy", "offline"):
         url = _proxy_url(draft)
+        if draft.mode == "offline":
+            url = offline_url(url)
         draft.index_url = url
         draft.env.update(installer_settings(url, proxy=True))
         draft.decide(
@@ -275,6 +286,13 @@ def _plan_index(draft: Draft) -> None:
         return
     draft.env.update(installer_settings(settings.index, proxy=False))
     draft.decide("package index", redact(settings.index), "the proxy's upstream, reached directly")
+
+
+def offline_url(url: str) -> str:
+    """The front's cache-only twin of an index URL: ``/index/`` becomes ``/offline/index/``."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}/offline/{path}"
 
 
 def _plan_network(draft: Draft) -> None:

@@ -19,6 +19,7 @@ class ProxyFacts:
     healthy: bool
     reason: str
     address: str | None = None  # the container's IP on its network, for container builders
+    offline: str | None = None  # why the upstream is taken to be down, when it is
 
 
 @dataclass(frozen=True)

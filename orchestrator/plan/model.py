@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Mode = Literal["proxy", "cache-mount", "off"]
+Mode = Literal["proxy", "offline", "cache-mount", "off"]
 
 PROFILE_LABEL = "io.orchestrator.profile"
 ENV_SECRET = "orchestrator-env"

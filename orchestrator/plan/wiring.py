@@ -291,7 +291,7 @@ class _Step:
 def _lock_content(draft: Draft, text: str) -> str:
     settings = draft.profile.proxy
     upstreams = {settings.index, "https://pypi.org/simple"}
-    if draft.mode == "proxy" and draft.index_url:
+    if draft.mode in ("proxy", "offline") and draft.index_url:
         return uvlock.rewrite(text, draft.index_url, upstreams=upstreams, files=True)
     fallback = draft.env.get("UV_DEFAULT_INDEX")
     if fallback:

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # moby daemon/names: two or more
 
 
 def _no_nul(value: str) -> str:
@@ -186,8 +186,14 @@ class ProxySettings(BaseModel):
         "`orchestrate bake` needs it, since bake cannot use host networking before buildx 0.17.",
     )
     image: ImageRef = Field(
-        "epicwink/proxpi:v1.3.1",
-        description="Image to run; when absent and not pullable, orchestrator builds its own.",
+        "epicwink/proxpi:1.3.1",
+        description="proxpi image to run; when absent and not pullable, orchestrator builds "
+        "its own.",
+    )
+    front_image: ImageRef = Field(
+        "nginx:1.27-alpine",
+        description="nginx image for the proxy's front (stale-serving cache, one download per "
+        "file); when absent and not pullable, orchestrator builds its own on base_image.",
     )
     base_image: ImageRef = Field(
         "python:3.12-slim", description="Base image for building the proxy image locally."

@@ -1,4 +1,4 @@
-"""The proxy image: the configured one if present or pullable, else our own, built locally.
+"""The proxy's images: the configured ones if present or pullable, else our own, built locally.
 
 Looking for an image that no registry serves costs a failed pull each time; the answer is
 remembered per image and engine (``facts_dir``), so a machine without a registry pays it
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -19,33 +20,81 @@ from orchestrator.engine import process
 from orchestrator.errors import HandledError, ProxyUnavailable
 from orchestrator.log import get_logger
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy.spec import LOCAL_IMAGE, OWNER, OWNER_LABEL, PROXPI_VERSION
+from orchestrator.proxy.spec import (
+    LOCAL_FRONT_IMAGE,
+    LOCAL_IMAGE,
+    OWNER,
+    OWNER_LABEL,
+    PROXPI_VERSION,
+)
 
 log = get_logger(__name__)
 
 
-def ensure_image(
+@dataclass(frozen=True)
+class Recipe:
+    """An image the proxy needs: the configured name, and how to build our own instead."""
+
+    configured: str
+    local: str
+    resource: str  # directory under orchestrator/resources with the Dockerfile
+    build_args: tuple[tuple[str, str], ...]
+    ca_secret: bool  # the build fetches over HTTPS and needs the CA bundle
+
+
+def recipes(settings: ProxySettings) -> tuple[Recipe, Recipe]:
+    """proxpi's image and the front's, in that order."""
+    return (
+        Recipe(
+            settings.image,
+            LOCAL_IMAGE,
+            "proxpi",
+            (("BASE_IMAGE", settings.base_image), ("PROXPI_VERSION", PROXPI_VERSION)),
+            ca_secret=True,
+        ),
+        Recipe(
+            settings.front_image,
+            LOCAL_FRONT_IMAGE,
+            "front",
+            (("BASE_IMAGE", settings.base_image),),
+            ca_secret=False,
+        ),
+    )
+
+
+def ensure_images(
     settings: ProxySettings,
     *,
     allow_build: bool = True,
     pull: bool = True,
     ca_bundle: Path | None = None,
+) -> tuple[str, str]:
+    """The images to run proxpi and the front with, found, pulled or built."""
+    backend, front = (
+        ensure_image(recipe, allow_build=allow_build, pull=pull, ca_bundle=ca_bundle)
+        for recipe in recipes(settings)
+    )
+    return backend, front
+
+
+def ensure_image(
+    recipe: Recipe, *, allow_build: bool = True, pull: bool = True, ca_bundle: Path | None = None
 ) -> str:
     """The configured image if present or pullable, else our own, built if need be."""
     docker = engine.client()
-    if engine.call("look up image", docker.image.exists, settings.image):
-        return settings.image
-    if pull and not _known_unpullable(settings.image) and _pull(settings.image):
-        return settings.image
-    if engine.call("look up image", docker.image.exists, LOCAL_IMAGE):
-        return LOCAL_IMAGE
+    if engine.call("look up image", docker.image.exists, recipe.configured):
+        return recipe.configured
+    if pull and not _known_unpullable(recipe.configured) and _pull(recipe.configured):
+        return recipe.configured
+    if engine.call("look up image", docker.image.exists, recipe.local):
+        return recipe.local
     if not allow_build:
         raise ProxyUnavailable(
-            f"proxy image {settings.image} is not here and {LOCAL_IMAGE} is not built yet: "
-            "run `orchestrate proxy image`"
+            f"proxy image {recipe.configured} is not here and {recipe.local} is not built "
+            "yet: run `orchestrate proxy image`"
         )
-    build_image(settings.base_image, ca_bundle)
-    return LOCAL_IMAGE
+    build_image(recipe, ca_bundle)
+    return recipe.local
 
 
 def _pull(image: str) -> bool:
@@ -53,7 +102,7 @@ def _pull(image: str) -> bool:
     try:
         engine.call("pull image", docker.image.pull, image, quiet=True)
     except HandledError as exc:
-        log.info("proxy image not pullable; using a local build", image=image)
+        log.info("image not pullable; using a local build", image=image)
         log.debug("pull failed", image=image, reason=exc.message, detail=exc.detail)
         _remember_unpullable(image)
         return False
@@ -76,24 +125,23 @@ def _remember_unpullable(image: str) -> None:
     memo.write_text(json.dumps({"image": image}), encoding="utf-8")
 
 
-def build_image_argv(base_image: str, ca_bundle: Path | None) -> tuple[str, ...]:
-    dockerfile = resources.files("orchestrator.resources").joinpath("proxpi/Dockerfile")
+def build_image_argv(recipe: Recipe, ca_bundle: Path | None) -> tuple[str, ...]:
+    dockerfile = resources.files("orchestrator.resources").joinpath(f"{recipe.resource}/Dockerfile")
     context = Path(str(dockerfile)).parent
     argv = ["docker", "buildx", "build", "--file", str(context / "Dockerfile")]
-    argv += ["--build-arg", f"BASE_IMAGE={base_image}"]
-    argv += ["--build-arg", f"PROXPI_VERSION={PROXPI_VERSION}"]
-    if ca_bundle is not None:
+    for key, value in recipe.build_args:
+        argv += ["--build-arg", f"{key}={value}"]
+    if ca_bundle is not None and recipe.ca_secret:
         argv += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
-    argv += ["--label", f"{OWNER_LABEL}={OWNER}", "--tag", LOCAL_IMAGE, "--load", str(context)]
+    argv += ["--label", f"{OWNER_LABEL}={OWNER}", "--tag", recipe.local, "--load", str(context)]
     return tuple(argv)
 
 
-def build_image(base_image: str, ca_bundle: Path | None) -> None:
-    log.info("building proxy image", image=LOCAL_IMAGE, base_image=base_image)
-    argv = build_image_argv(base_image, ca_bundle)
+def build_image(recipe: Recipe, ca_bundle: Path | None) -> None:
+    log.info("building proxy image", image=recipe.local)
+    argv = build_image_argv(recipe, ca_bundle)
     if process.stream(argv) != 0:
         raise ProxyUnavailable(
-            f"could not build the proxy image {LOCAL_IMAGE} from {base_image}: "
-            "see the build output above",
+            f"could not build the proxy image {recipe.local}: see the build output above",
             detail=" ".join(argv),
         )

@@ -1,10 +1,12 @@
-"""The caching PyPI proxy's lifecycle: find or start proxpi, check it really serves, keep its cache.
+"""The caching PyPI proxy's lifecycle: find or start it, check it really serves, keep its cache.
 
-The container, its network and its cache volume carry an ownership label; anything with
-our name but without the label belongs to somebody else and is never touched. Creation is
-serialised by a lock that every user of this machine shares, and relies on the engine's
-own atomicity besides (a container name is unique): a run that loses the race uses the
-winner's proxy. A failed run undoes only what it created itself, by id.
+Its containers, network and volumes carry an ownership label; anything with our name but
+without the label belongs to somebody else and is never touched. A proxy that answers with
+the digest of the wanted settings is used without asking Docker at all (the fast path of
+every build). Otherwise creation is serialised by a lock that every user of this machine
+shares, and relies on the engine's own atomicity besides (a container name is unique).
+A failed run undoes only what it created itself, by id. Only a proxy this run created is
+waited for; one found stopped gets a moment, one found paused or hung none.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from orchestrator.errors import Conflict, DockerRefused, HandledError, ProxyUnav
 from orchestrator.log import get_logger
 from orchestrator.plan.facts import ProxyFacts
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy.image import ensure_image
-from orchestrator.proxy.probe import Probe, probe, wait_ready
+from orchestrator.proxy.image import ensure_images
+from orchestrator.proxy.probe import Probe, identity, probe, wait_ready
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
     OWNER_LABEL,
     PROFILE_LABEL,
     ContainerSpec,
-    container_spec,
+    ProxySpec,
+    backend_name,
+    front_volume,
+    proxy_spec,
 )
 from orchestrator.urls import redact, redact_all
 
@@ -42,7 +47,8 @@ if TYPE_CHECKING:
     from python_on_whales import Container
 
 log = get_logger(__name__)
-RUNNING_PATIENCE = 3.0  # seconds a proxy found running gets to answer
+QUICK_TIMEOUT = 0.8  # seconds a running proxy gets to answer before a build falls back
+STARTED_PATIENCE = 0.7  # seconds a proxy this run started (not created) gets
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,13 @@ class ProxyStatus:
     image: str | None = None
     address: str | None = None
     bake_url: str | None = None
+    backend: str | None = None  # the proxpi container's state
 
     def as_dict(self) -> dict[str, Any]:
         return dict(redact_all(asdict(self)))
+
+    def facts(self) -> ProxyFacts:
+        return ProxyFacts(healthy=self.healthy, reason=self.reason, address=self.address)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,14 @@ def labels_of(container: Container) -> dict[str, str]:
     return dict(container.config.labels or {})
 
 
+def state_of(container: Container | None) -> str:
+    if container is None:
+        return "absent"
+    if container.state.paused:
+        return "paused"
+    return str(container.state.status or "unknown")
+
+
 @functools.cache
 def bridge_gateway() -> str | None:
     """The default bridge's gateway: where containers on it reach the host."""
@@ -127,6 +145,17 @@ def address_on(container: Container, network: str) -> str | None:
     return endpoint.ip_address if endpoint is not None and endpoint.ip_address else None
 
 
+def wanted_spec(settings: ProxySettings, images: tuple[str, str] | None = None) -> ProxySpec:
+    backend, front = images or (None, None)
+    return proxy_spec(
+        settings,
+        image=backend,
+        front_image=front,
+        host_ca_bundle=host.host_ca_bundle(),
+        bridge_gateway=published_gateway(settings),
+    )
+
+
 def _base(settings: ProxySettings) -> dict[str, Any]:
     return {
         "name": settings.name,
@@ -143,40 +172,62 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
         return ProxyStatus(
             state="external", healthy=found.ok, reason=found.reason, **_base(settings)
         )
-    container = find(settings.name)
-    if container is None:
+    front = find(settings.name)
+    backend = find(backend_name(settings))
+    if front is None:
         return ProxyStatus(
-            state="absent", healthy=False, reason="no proxy container", **_base(settings)
+            state="absent",
+            healthy=False,
+            reason="no proxy container",
+            backend=state_of(backend),
+            **_base(settings),
         )
-    state = container.state.status or "unknown"
+    state = state_of(front)
     checked = Probe(False, f"container is {state}")
     if state == "running":
         checked = probe(settings.host_url, settings.health_project, probe_timeout)
-    return status_of(container, settings, checked)
+    return status_of(front, backend, settings, checked)
 
 
-def status_of(container: Container, settings: ProxySettings, checked: Probe) -> ProxyStatus:
+def status_of(
+    front: Container, backend: Container | None, settings: ProxySettings, checked: Probe
+) -> ProxyStatus:
     gateway = published_gateway(settings)
     return ProxyStatus(
-        state=container.state.status or "unknown",
+        state=state_of(front),
         healthy=checked.ok,
         reason=checked.reason,
         network=settings.network,
         cache_volume=settings.cache_volume,
-        container_id=container.id[:12],
-        image=container.config.image,
-        address=address_on(container, settings.network),
+        container_id=front.id[:12],
+        image=front.config.image,
+        address=address_on(front, settings.network),
         bake_url=f"http://{gateway}:{settings.port}/index/" if gateway else None,
+        backend=state_of(backend),
         **_base(settings),
     )
 
 
-def wanted_spec(settings: ProxySettings, image: str) -> ContainerSpec:
-    return container_spec(
-        settings,
-        image,
-        host_ca_bundle=host.host_ca_bundle(),
-        bridge_gateway=published_gateway(settings),
+# --- the fast path: a proxy that answers with our settings needs no Docker call -----------
+
+
+def answering(settings: ProxySettings) -> ProxyStatus | None:
+    """The proxy, if it serves and says it runs with these settings (HTTP only)."""
+    if settings.url or settings.bridge:
+        return None  # an external proxy has no identity; the bridge gateway needs Docker
+    said = identity(settings.host_url, timeout=QUICK_TIMEOUT)
+    if said is None or said.get("digest") != wanted_spec(settings).digest:
+        return None
+    checked = probe(settings.host_url, settings.health_project, QUICK_TIMEOUT)
+    if not checked.ok:
+        return None
+    return ProxyStatus(
+        state="running",
+        healthy=True,
+        reason=checked.reason,
+        network=settings.network,
+        cache_volume=settings.cache_volume,
+        **_base(settings),
     )
 
 
@@ -241,11 +292,14 @@ def _remove(action: str, fn: Any, target: str, **kwargs: Any) -> None:
         pass
 
 
-def _create(spec: ContainerSpec, undo: ExitStack, profile: str) -> None:
+def _create(proxy: ProxySpec, spec: ContainerSpec, undo: ExitStack, profile: str) -> None:
     """Create, then start, by id: a failed start removes exactly the container we made."""
     docker = engine.client()
+    options: dict[str, Any] = {}
+    if spec.command:
+        options["command"] = list(spec.command)
     container = engine.call(
-        "create the proxy container",
+        f"create the proxy's {spec.role}",
         docker.container.create,
         spec.image,
         name=spec.name,
@@ -254,19 +308,20 @@ def _create(spec: ContainerSpec, undo: ExitStack, profile: str) -> None:
         publish=list(spec.publish),
         volumes=list(spec.volumes),
         envs=spec.envs,
-        labels=spec.labels(profile),
+        labels=proxy.labels(spec, profile),
         pull="never",
+        **options,
     )
     undo.callback(_remove, "remove container", docker.container.remove, container.id, force=True)
     try:
-        engine.call("start the proxy container", docker.container.start, container.id)
+        engine.call(f"start the proxy's {spec.role}", docker.container.start, container.id)
     except DockerRefused as exc:
-        taken = _port_taken(spec)
+        taken = port_taken(spec)
         hint = f"port {taken} is taken: set proxy.port in the profile" if taken else exc.message
         raise ProxyUnavailable(f"could not start the proxy: {hint}", detail=exc.detail) from None
 
 
-def _port_taken(spec: ContainerSpec) -> str | None:
+def port_taken(spec: ContainerSpec) -> str | None:
     """Which published address something else already listens on (asked, not guessed)."""
     import socket  # noqa: PLC0415
 
@@ -283,25 +338,38 @@ def _port_taken(spec: ContainerSpec) -> str | None:
 def _reconcile(
     settings: ProxySettings, undo: ExitStack, requester: Requester, *, allow_build: bool
 ) -> str:
-    """Make the container exist, match the settings and run; say what was done."""
+    """Make both containers exist, match the settings and run; say what was done."""
     docker = engine.client()
-    existing = find(settings.name)
-    wanted = wanted_spec(settings, settings.image).digest()
-    if existing is not None and labels_of(existing).get(CONFIG_LABEL) == wanted:
-        if not existing.state.running:
-            engine.call("start the proxy container", docker.container.start, existing.id)
-            return "started"
-        return "found running"
-    if existing is not None:
-        _check_replaceable(existing, settings, requester)
-    image = ensure_image(settings, allow_build=allow_build, ca_bundle=host.host_ca_bundle())
-    spec = wanted_spec(settings, image)
-    if existing is not None:
-        engine.call("remove outdated proxy", docker.container.remove, existing.id, force=True)
+    existing = [find(settings.name), find(backend_name(settings))]
+    wanted = wanted_spec(settings).digest
+    if all(c is not None and labels_of(c).get(CONFIG_LABEL) == wanted for c in existing):
+        return _start_existing([c for c in existing if c is not None], settings)
+    for container in existing:
+        if container is not None:
+            _check_replaceable(container, settings, requester)
+    images = ensure_images(settings, allow_build=allow_build, ca_bundle=host.host_ca_bundle())
+    proxy = wanted_spec(settings, images)
+    for container in existing:
+        if container is not None:
+            engine.call("remove outdated proxy", docker.container.remove, container.id, force=True)
     _ensure_network(settings.network, undo)
     _ensure_volume(settings.cache_volume, undo)
-    _create(spec, undo, requester.profile)
-    return "recreated with new settings" if existing is not None else "created"
+    _ensure_volume(front_volume(settings), undo)
+    for spec in proxy.containers:
+        _create(proxy, spec, undo, requester.profile)
+    return "recreated" if any(existing) else "created"
+
+
+def _start_existing(containers: list[Container], settings: ProxySettings) -> str:
+    docker = engine.client()
+    if any(c.state.paused for c in containers):
+        raise ProxyUnavailable(
+            f"proxy '{settings.name}' is paused: `docker unpause {settings.name}` to use it"
+        )
+    stopped = [c for c in containers if not c.state.running]
+    for container in stopped:
+        engine.call("start the proxy", docker.container.start, container.id)
+    return "started" if stopped else "found running"
 
 
 def _check_replaceable(existing: Container, settings: ProxySettings, requester: Requester) -> None:
@@ -324,8 +392,9 @@ def ensure(
     *,
     allow_build: bool = True,
     requester: Requester | None = None,
+    quick: bool = True,
 ) -> ProxyStatus:
-    """Find, start or create the proxy and wait until it serves an index page."""
+    """Find, start or create the proxy and check that it serves an index page."""
     if settings.url:
         found = status(settings)
         if not found.healthy:
@@ -333,22 +402,28 @@ def ensure(
                 f"external proxy {redact(settings.url)} does not serve: {found.reason}"
             )
         return found
+    quick_answer = answering(settings) if quick else None
+    if quick_answer is not None:
+        return quick_answer
     with creation_lock(settings.name), ExitStack() as undo:
         action = _reconcile(settings, undo, requester or Requester(), allow_build=allow_build)
-        # A proxy that was already running answers at once or is hung: don't wait long.
-        patience = RUNNING_PATIENCE if action == "found running" else settings.startup_timeout
+        patience = {
+            "created": settings.startup_timeout,
+            "recreated": settings.startup_timeout,
+            "started": STARTED_PATIENCE,
+        }.get(action, QUICK_TIMEOUT)
         checked = wait_ready(settings.host_url, settings.health_project, patience)
         if not checked.ok:
             raise ProxyUnavailable(
-                f"proxy '{settings.name}' did not serve within {patience:g} s: "
+                f"proxy '{settings.name}' ({action}) did not serve within {patience:g} s: "
                 f"{checked.reason} (see `orchestrate proxy logs`)"
             )
-        container = find(settings.name)
-        if container is None:
+        front, backend = find(settings.name), find(backend_name(settings))
+        if front is None:
             raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
         undo.pop_all()  # it serves: keep what was created
     log.info("proxy ready", name=settings.name, action=action, url=settings.host_url)
-    return status_of(container, settings, checked)
+    return status_of(front, backend, settings, checked)
 
 
 def predict(settings: ProxySettings, requester: Requester) -> ProxyFacts:
@@ -357,35 +432,44 @@ def predict(settings: ProxySettings, requester: Requester) -> ProxyFacts:
     A conflict (a stranger's container, another profile's proxy) is raised as `ensure`
     raises it, so the caller decides the same way for a dry run and a real one.
     """
-    if settings.url:
-        found = status(settings)
-        return ProxyFacts(healthy=found.healthy, reason=found.reason)
-    existing = find(settings.name)
-    if existing is not None:
-        if labels_of(existing).get(CONFIG_LABEL) == wanted_spec(settings, settings.image).digest():
-            if existing.state.running:
-                checked = probe(settings.host_url, settings.health_project, RUNNING_PATIENCE)
-                address = address_on(existing, settings.network)
-                return ProxyFacts(healthy=checked.ok, reason=checked.reason, address=address)
-            return ProxyFacts(healthy=True, reason="stopped; a real run starts it first")
-        _check_replaceable(existing, settings, requester)
-    image = ensure_image(settings, allow_build=False, pull=False)
-    taken = _port_taken(wanted_spec(settings, image))
-    if taken is not None:
+    found = status(settings) if settings.url else answering(settings)
+    if found is not None:
+        return found.facts()
+    existing = [find(settings.name), find(backend_name(settings))]
+    wanted = wanted_spec(settings).digest
+    if all(c is not None and labels_of(c).get(CONFIG_LABEL) == wanted for c in existing):
+        return _predict_existing({state_of(c) for c in existing})
+    for container in existing:
+        if container is not None:
+            _check_replaceable(container, settings, requester)
+    images = ensure_images(settings, allow_build=False, pull=False)
+    taken = port_taken(wanted_spec(settings, images).front)
+    if taken is not None and existing[0] is None:
         return ProxyFacts(healthy=False, reason=f"port {taken} is taken: set proxy.port")
-    what = "recreates it with the profile's settings" if existing is not None else "creates it"
+    what = "recreates it with the profile's settings" if any(existing) else "creates it"
     return ProxyFacts(healthy=True, reason=f"not running yet; a real run {what} first")
 
 
+def _predict_existing(states: set[str]) -> ProxyFacts:
+    if "paused" in states:
+        return ProxyFacts(healthy=False, reason="paused")
+    if states == {"running"}:
+        return ProxyFacts(healthy=False, reason="running but not answering")
+    return ProxyFacts(healthy=True, reason="stopped; a real run starts it first")
+
+
 def down(settings: ProxySettings, *, purge: bool = False) -> list[str]:
-    """Stop and remove the proxy; with purge, its cache volume and network too."""
+    """Stop and remove the proxy; with purge, its cache volumes and network too."""
     docker = engine.client()
     done: list[str] = []
     with creation_lock(settings.name):
-        container = find(settings.name)
-        if container is not None:
-            engine.call("remove proxy container", docker.container.remove, container.id, force=True)
-            done.append(f"removed container {settings.name}")
+        for name in (settings.name, backend_name(settings)):
+            container = find(name)
+            if container is not None:
+                engine.call(
+                    "remove proxy container", docker.container.remove, container.id, force=True
+                )
+                done.append(f"removed container {name}")
         if purge:
             done += _purge(settings)
     return done
@@ -394,11 +478,12 @@ def down(settings: ProxySettings, *, purge: bool = False) -> list[str]:
 def _purge(settings: ProxySettings) -> list[str]:
     docker = engine.client()
     done = []
-    if engine.call("look up volume", docker.volume.exists, settings.cache_volume):
-        volume = engine.call("inspect volume", docker.volume.inspect, settings.cache_volume)
-        if (volume.labels or {}).get(OWNER_LABEL) == OWNER:
-            engine.call("remove cache volume", docker.volume.remove, volume.name)
-            done.append(f"removed volume {settings.cache_volume}")
+    for name in (settings.cache_volume, front_volume(settings)):
+        if engine.call("look up volume", docker.volume.exists, name):
+            volume = engine.call("inspect volume", docker.volume.inspect, name)
+            if (volume.labels or {}).get(OWNER_LABEL) == OWNER:
+                engine.call("remove cache volume", docker.volume.remove, volume.name)
+                done.append(f"removed volume {name}")
     if engine.call("look up network", docker.network.exists, settings.network):
         network = engine.call("inspect network", docker.network.inspect, settings.network)
         if (network.labels or {}).get(OWNER_LABEL) == OWNER and not network.containers:
@@ -408,8 +493,16 @@ def _purge(settings: ProxySettings) -> list[str]:
 
 
 def logs(settings: ProxySettings, *, tail: int | None = None) -> str:
-    container = find(settings.name)
-    if container is None:
-        raise ProxyUnavailable(f"no proxy container named '{settings.name}'")
+    """Both containers' logs: proxpi's, then the front's."""
     docker = engine.client()
-    return str(engine.call("read proxy logs", docker.container.logs, container.id, tail=tail))
+    parts = []
+    for name in (backend_name(settings), settings.name):
+        container = find(name)
+        if container is not None:
+            text = str(
+                engine.call("read proxy logs", docker.container.logs, container.id, tail=tail)
+            )
+            parts.append(f"== {name}\n{text}")
+    if not parts:
+        raise ProxyUnavailable(f"no proxy container named '{settings.name}'")
+    return "".join(parts)

@@ -1,41 +1,58 @@
-"""The proxy container planned as data: what it runs, publishes, mounts and is told.
+"""The proxy planned as data: two containers, what they run, publish, mount and are told.
 
-Everything here is derived from the settings and facts alone, so it can be unit-tested
-and fingerprinted: the digest goes into a label, and a changed setting recreates the
-container while its cache volume stays.
+The proxy is proxpi behind an nginx front (``front``): the front takes the configured
+name, publishes the port and keeps the stale-serving cache; proxpi runs beside it as
+``<name>-backend`` and is reached only through it. Everything here is derived from the
+settings and facts alone, so it can be unit-tested and fingerprinted: the digest goes
+into a label on both containers (and into the front's ``/_orchestrator/id``), and a
+changed setting recreates them while both cache volumes stay.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.profiles import ProxySettings
+from orchestrator.proxy.front import (
+    CONF_VARIABLE,
+    FRONT_DIR,
+    LISTEN_PORT,
+    FrontConfig,
+    nginx_conf,
+    start_command,
+)
 
 OWNER_LABEL = "io.orchestrator.owner"
 OWNER = "orchestrator"
 CONFIG_LABEL = "io.orchestrator.proxy-config"
 PROFILE_LABEL = "io.orchestrator.proxy-profile"  # the profile whose settings it runs with
+ROLE_LABEL = "io.orchestrator.proxy-role"  # front or backend
 PROXPI_VERSION = "1.3.1"
 LOCAL_IMAGE = f"orchestrator/proxpi:{PROXPI_VERSION}"
-CONTAINER_PORT = 5000
+FRONT_VERSION = "1"
+LOCAL_FRONT_IMAGE = f"orchestrator/proxy-front:{FRONT_VERSION}"
+CONTAINER_PORT = LISTEN_PORT
+BACKEND_PORT = 5000
 CACHE_DIR = "/var/cache/proxpi"
 CA_TARGET = "/etc/orchestrator/ca-bundle.crt"
 
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """How the proxy container should be run: pure data, derived from settings alone."""
+    """How one container should be run: pure data, derived from settings alone."""
 
     name: str
     image: str
     network: str
-    publish: tuple[tuple[str, int], ...]
-    volumes: tuple[tuple[str, str, str], ...]
+    publish: tuple[tuple[str, int], ...] = ()
+    volumes: tuple[tuple[str, str, str], ...] = ()
     envs: dict[str, str] = field(default_factory=dict)
     configured_image: str = ""
+    command: tuple[str, ...] = ()
+    role: str = "backend"
 
     def digest(self) -> str:
         """Fingerprint of the settings; the image they resolved to is left out, so a
@@ -45,8 +62,35 @@ class ContainerSpec:
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def labels(self, profile: str = "") -> dict[str, str]:
-        return {OWNER_LABEL: OWNER, CONFIG_LABEL: self.digest(), PROFILE_LABEL: profile}
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """Both containers of the proxy, and the digest that names their settings."""
+
+    front: ContainerSpec
+    backend: ContainerSpec
+    digest: str
+
+    @property
+    def containers(self) -> tuple[ContainerSpec, ContainerSpec]:
+        """In the order they are created: the front needs the backend's name to resolve."""
+        return (self.backend, self.front)
+
+    def labels(self, spec: ContainerSpec, profile: str = "") -> dict[str, str]:
+        return {
+            OWNER_LABEL: OWNER,
+            CONFIG_LABEL: self.digest,
+            PROFILE_LABEL: profile,
+            ROLE_LABEL: spec.role,
+        }
+
+
+def backend_name(settings: ProxySettings) -> str:
+    return f"{settings.name}-backend"
+
+
+def front_volume(settings: ProxySettings) -> str:
+    return f"{settings.cache_volume}-front"
 
 
 def proxpi_env(settings: ProxySettings, *, with_ca: bool) -> dict[str, str]:
@@ -70,26 +114,55 @@ def proxpi_env(settings: ProxySettings, *, with_ca: bool) -> dict[str, str]:
     return env
 
 
-def container_spec(
+def proxy_spec(
     settings: ProxySettings,
-    image: str,
     *,
+    image: str | None = None,
+    front_image: str | None = None,
     host_ca_bundle: Path | None = None,
     bridge_gateway: str | None = None,
-) -> ContainerSpec:
+) -> ProxySpec:
+    """Both containers for these settings; images default to the configured ones."""
     ca = settings.ca_bundle_path(host_ca_bundle)
-    publish = [(f"{settings.bind}:{settings.port}", CONTAINER_PORT)]
-    if settings.bridge and bridge_gateway:
-        publish.append((f"{bridge_gateway}:{settings.port}", CONTAINER_PORT))
     volumes = [(settings.cache_volume, CACHE_DIR, "rw")]
     if ca is not None:
         volumes.append((str(ca), CA_TARGET, "ro"))
-    return ContainerSpec(
-        name=settings.name,
-        image=image,
+    backend = ContainerSpec(
+        name=backend_name(settings),
+        image=image or settings.image,
         network=settings.network,
-        publish=tuple(publish),
         volumes=tuple(volumes),
         envs=proxpi_env(settings, with_ca=ca is not None),
         configured_image=settings.image,
+        role="backend",
+    )
+    publish = [(f"{settings.bind}:{settings.port}", CONTAINER_PORT)]
+    if settings.bridge and bridge_gateway:
+        publish.append((f"{bridge_gateway}:{settings.port}", CONTAINER_PORT))
+    front = ContainerSpec(
+        name=settings.name,
+        image=front_image or settings.front_image,
+        network=settings.network,
+        publish=tuple(publish),
+        volumes=((front_volume(settings), FRONT_DIR, "rw"),),
+        configured_image=settings.front_image,
+        command=tuple(start_command()),
+        role="front",
+    )
+    blob = json.dumps([backend.digest(), front.digest(), asdict(_front_config(settings, ""))])
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    conf = nginx_conf(_front_config(settings, digest))
+    front = replace(front, envs={CONF_VARIABLE: conf})
+    return ProxySpec(front=front, backend=backend, digest=digest)
+
+
+def _front_config(settings: ProxySettings, digest: str) -> FrontConfig:
+    return FrontConfig(
+        backend=backend_name(settings),
+        backend_port=BACKEND_PORT,
+        cache_bytes=settings.cache_size,
+        index_ttl=settings.index_ttl,
+        download_timeout=settings.download_timeout,
+        digest=digest,
+        name=settings.name,
     )

@@ -1,1 +1,1 @@
-"""Files shipped with the package: the proxy image's Dockerfile."""
+"""Files shipped with the package: the Dockerfiles of the proxy's images."""

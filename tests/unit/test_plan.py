@@ -201,6 +201,35 @@ def test_profile_network_default_cannot_reach_a_loopback_proxy(make_plan: MakePl
     assert "network: default cannot reach" in decision(plan, "mode").reason
 
 
+# --- mode: offline (issue 12) ------------------------------------------------------------------
+
+OFFLINE = ProxyFacts(healthy=True, reason="served", offline="http://up/simple/ unreachable")
+
+
+def test_a_dead_upstream_sends_builds_to_the_proxy_s_cache_only(make_plan: MakePlan) -> None:
+    plan = make_plan(proxy=OFFLINE)
+    assert plan.mode == "offline"
+    assert plan.index_url == "http://127.0.0.1:5000/offline/index/"
+    assert plan.build_env["PIP_INDEX_URL"] == plan.index_url
+    assert "http://up/simple/ unreachable" in decision(plan, "mode").reason
+
+
+def test_offline_keeps_the_rendering_of_the_other_modes(make_plan: MakePlan) -> None:
+    assert make_plan(proxy=OFFLINE).rendered_text == make_plan().rendered_text
+    assert make_plan(proxy=OFFLINE).argv == make_plan().argv
+
+
+def test_an_external_proxy_is_never_offline(make_plan: MakePlan) -> None:
+    plan = make_plan("proxy: {url: 'http://devpi.example/simple/'}\n", proxy=OFFLINE)
+    assert plan.mode == "proxy"
+
+
+def test_uv_lock_copy_points_at_the_offline_cache(make_plan: MakePlan) -> None:
+    plan = make_plan(docker_file=UV_GUIDE, context_files={"uv.lock": UV_LOCK}, proxy=OFFLINE)
+    (copy,) = plan.files.values()
+    assert 'registry = "http://127.0.0.1:5000/offline/index/"' in copy
+
+
 # --- mode: cache-mount -------------------------------------------------------------------------
 
 

@@ -10,18 +10,21 @@ import pytest
 from orchestrator import dockerfile
 from orchestrator.errors import BadInput
 from orchestrator.profiles import ProfileStore, ProxySettings
-from orchestrator.proxy.image import build_image_argv
+from orchestrator.proxy.front import CONF_VARIABLE, FRONT_DIR, FrontConfig, nginx_conf
+from orchestrator.proxy.image import build_image_argv, recipes
 from orchestrator.proxy.spec import (
     CA_TARGET,
     CACHE_DIR,
     CONFIG_LABEL,
     CONTAINER_PORT,
+    LOCAL_FRONT_IMAGE,
     LOCAL_IMAGE,
     OWNER,
     OWNER_LABEL,
     PROFILE_LABEL,
-    container_spec,
+    ROLE_LABEL,
     proxpi_env,
+    proxy_spec,
 )
 from tests.conftest import write_profile
 
@@ -81,37 +84,51 @@ def test_proxpi_env_trusts_the_ca_only_when_given() -> None:
     assert proxpi_env(settings(), with_ca=True)["REQUESTS_CA_BUNDLE"] == CA_TARGET
 
 
-# --- container_spec -----------------------------------------------------------------------
+# --- proxy_spec: the front and proxpi -------------------------------------------------------
 
 
-def test_container_spec_publishes_on_loopback_by_default() -> None:
-    spec = container_spec(settings(), IMAGE)
-    assert spec.publish == (("127.0.0.1:5000", CONTAINER_PORT),)
+def test_only_the_front_publishes_and_on_loopback_by_default() -> None:
+    spec = proxy_spec(settings(), image=IMAGE)
+    assert spec.front.publish == (("127.0.0.1:5000", CONTAINER_PORT),)
+    assert spec.backend.publish == ()
 
 
-def test_container_spec_publishes_on_the_configured_bind_and_port() -> None:
-    spec = container_spec(settings(bind="0.0.0.0", port=6000), IMAGE)
-    assert spec.publish == (("0.0.0.0:6000", CONTAINER_PORT),)
+def test_the_front_publishes_on_the_configured_bind_and_port() -> None:
+    spec = proxy_spec(settings(bind="0.0.0.0", port=6000), image=IMAGE)
+    assert spec.front.publish == (("0.0.0.0:6000", CONTAINER_PORT),)
 
 
-def test_container_spec_names_image_network_and_volume() -> None:
-    spec = container_spec(settings(name="p", network="n", cache_volume="v"), "img:1")
-    assert (spec.name, spec.image, spec.network) == ("p", "img:1", "n")
-    assert spec.volumes == (("v", CACHE_DIR, "rw"),)
-    assert spec.envs == proxpi_env(settings(), with_ca=False)
+def test_names_images_networks_and_volumes() -> None:
+    spec = proxy_spec(settings(name="px", network="nw", cache_volume="vol"), image="img:1")
+    assert (spec.front.name, spec.front.network) == ("px", "nw")
+    assert (spec.backend.name, spec.backend.image, spec.backend.network) == (
+        "px-backend",
+        "img:1",
+        "nw",
+    )
+    assert spec.backend.volumes == (("vol", CACHE_DIR, "rw"),)
+    assert spec.front.volumes == (("vol-front", FRONT_DIR, "rw"),)
+    assert spec.backend.envs == proxpi_env(settings(), with_ca=False)
+    assert spec.containers == (spec.backend, spec.front)  # proxpi first: the front names it
 
 
-def test_container_spec_mounts_the_ca_read_only(tmp_path: Path) -> None:
+def test_the_ca_is_mounted_read_only_into_proxpi(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x\n")
-    spec = container_spec(settings(ca_bundle=bundle), IMAGE)
-    assert (str(bundle), CA_TARGET, "ro") in spec.volumes
-    assert spec.envs["REQUESTS_CA_BUNDLE"] == CA_TARGET
+    spec = proxy_spec(settings(ca_bundle=bundle), image=IMAGE)
+    assert (str(bundle), CA_TARGET, "ro") in spec.backend.volumes
+    assert spec.backend.envs["REQUESTS_CA_BUNDLE"] == CA_TARGET
+
+
+def test_the_host_ca_bundle_is_a_fact(tmp_path: Path) -> None:
+    bundle = tmp_path / "host.pem"
+    spec = proxy_spec(settings(ca_bundle="auto"), image=IMAGE, host_ca_bundle=bundle)
+    assert (str(bundle), CA_TARGET, "ro") in spec.backend.volumes
 
 
 def test_digest_is_stable_for_equal_settings() -> None:
-    first = container_spec(settings(), IMAGE).digest()
-    assert first == container_spec(settings(), IMAGE).digest()
+    first = proxy_spec(settings(), image=IMAGE).digest
+    assert first == proxy_spec(settings(), image=IMAGE).digest
     assert len(first) == 16
     int(first, 16)  # hex
 
@@ -129,19 +146,21 @@ def test_digest_is_stable_for_equal_settings() -> None:
         {"index_ttl": 60},
         {"extra_indexes": ("https://private.example/simple/",)},
         {"download_timeout": 120},
+        {"front_image": "nginx:1.26"},
     ],
 )
 def test_digest_changes_with_a_container_setting(change: dict[str, Any]) -> None:
-    base = container_spec(settings(), IMAGE).digest()
-    assert container_spec(settings(**change), IMAGE).digest() != base
+    base = proxy_spec(settings(), image=IMAGE).digest
+    assert proxy_spec(settings(**change), image=IMAGE).digest != base
 
 
 def test_digest_follows_the_configured_image_not_the_resolved_one() -> None:
     # A locally built stand-in for the configured image matches the same settings...
-    assert container_spec(settings(), "a:1").digest() == container_spec(settings(), "a:2").digest()
+    first = proxy_spec(settings(), image="a:1", front_image="f:1").digest
+    assert first == proxy_spec(settings(), image="a:2", front_image="f:2").digest
     # ...while configuring another image is a change of settings.
     other = settings(image="example/proxpi:2")
-    assert container_spec(other, "a:1").digest() != container_spec(settings(), "a:1").digest()
+    assert proxy_spec(other, image="a:1").digest != proxy_spec(settings(), image="a:1").digest
 
 
 @pytest.mark.parametrize(
@@ -153,37 +172,117 @@ def test_digest_follows_the_configured_image_not_the_resolved_one() -> None:
         {"base_image": "python:3.13-slim"},
     ],
 )
-def test_digest_ignores_settings_the_container_does_not_see(change: dict[str, Any]) -> None:
-    base = container_spec(settings(), IMAGE).digest()
-    assert container_spec(settings(**change), IMAGE).digest() == base
+def test_digest_ignores_settings_the_containers_do_not_see(change: dict[str, Any]) -> None:
+    base = proxy_spec(settings(), image=IMAGE).digest
+    assert proxy_spec(settings(**change), image=IMAGE).digest == base
 
 
-def test_labels_carry_owner_and_config_digest() -> None:
-    spec = container_spec(settings(), IMAGE)
-    assert spec.labels("web") == {
+def test_labels_carry_owner_digest_profile_and_role() -> None:
+    spec = proxy_spec(settings(), image=IMAGE)
+    assert spec.labels(spec.front, "web") == {
         OWNER_LABEL: OWNER,
-        CONFIG_LABEL: spec.digest(),
+        CONFIG_LABEL: spec.digest,
         PROFILE_LABEL: "web",
+        ROLE_LABEL: "front",
     }
+
+
+def test_the_front_answers_its_digest_and_reaches_proxpi_by_name() -> None:
+    spec = proxy_spec(settings(name="px"), image=IMAGE)
+    conf = spec.front.envs[CONF_VARIABLE]
+    assert f'"digest": "{spec.digest}"' in conf
+    assert "server px-backend:5000" in conf
+    assert spec.front.command[:2] == ("sh", "-c")
+
+
+# --- the front's nginx configuration ---------------------------------------------------------
+
+
+def front_conf(**changes: Any) -> str:
+    values: dict[str, Any] = {
+        "backend": "proxy-backend",
+        "backend_port": 5000,
+        "cache_bytes": 20 * 1024**3,
+        "index_ttl": 1800,
+        "download_timeout": 900,
+        "digest": "0123456789abcdef",
+        "name": "proxy",
+        **changes,
+    }
+    return nginx_conf(FrontConfig(**values))
+
+
+def block(conf: str, start: str) -> str:
+    """The text of the nginx block that opens with ``start``."""
+    index = conf.index(start)
+    depth = 0
+    for position in range(conf.index("{", index), len(conf)):
+        depth += {"{": 1, "}": -1}.get(conf[position], 0)
+        if depth == 0:
+            return conf[index : position + 1]
+    raise AssertionError(start)
+
+
+def test_front_keeps_pages_for_the_index_ttl_and_serves_them_stale() -> None:
+    conf = front_conf(index_ttl=60)
+    pages = block(conf, "location /index/")
+    assert "proxy_cache_valid 200 60s;" in pages
+    assert "proxy_cache_background_update on;" in pages
+    assert (
+        "proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;" in conf
+    )
+    assert "inactive=3650d" in conf  # an entry outlives any outage
+
+
+def test_front_keeps_files_for_good_and_fetches_each_once() -> None:
+    conf = front_conf(download_timeout=900)
+    files = block(conf, 'location ~ "^/index/[^/]+/[^/]+$"')
+    assert "proxy_cache_valid 200 3650d;" in files
+    assert "proxy_cache_lock on;" in conf
+    assert "proxy_cache_lock_timeout 960s;" in conf  # not nginx's 5 s, past which it fetches again
+    assert "proxy_cache_lock_age 960s;" in conf
+    assert (
+        "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;" in conf
+    )  # proxpi's no-cache
+
+
+def test_front_keys_pages_by_pep691_format() -> None:
+    conf = front_conf()
+    assert 'proxy_cache_key "$uri|$variant";' in conf
+    assert '"~*application/vnd\\.pypi\\.simple\\.v1\\+json" json;' in conf
+
+
+def test_offline_location_never_reaches_proxpi() -> None:
+    offline = block(front_conf(), "location /offline/")
+    assert "proxy_pass http://127.0.0.1:9;" in offline
+    assert "rewrite ^/offline(/.*)$ $1 break;" in offline
+    assert "proxpi" not in offline
+
+
+def test_front_allows_no_cache_invalidation_from_outside() -> None:
+    assert "limit_except GET HEAD { deny all; }" in block(front_conf(), "location / {")
 
 
 # --- build_image_argv ---------------------------------------------------------------------
 
 
+PROXPI_RECIPE, FRONT_RECIPE = recipes(ProxySettings(base_image="registry.example/python:3.12"))
+
+
 def test_build_image_argv_passes_the_ca_as_a_secret(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
-    argv = build_image_argv("python:3.12-slim", bundle)
+    argv = build_image_argv(PROXPI_RECIPE, bundle)
     assert option_values(argv, "--secret") == [f"id=ca_bundle,src={bundle}"]
     assert not any(str(bundle) in value for value in option_values(argv, "--build-arg"))
 
 
 def test_build_image_argv_without_ca_has_no_secret() -> None:
-    argv = build_image_argv("python:3.12-slim", None)
-    assert "--secret" not in argv
+    assert "--secret" not in build_image_argv(PROXPI_RECIPE, None)
+    assert "--secret" not in build_image_argv(FRONT_RECIPE, Path("/ca.pem"))  # apt needs none
 
 
 def test_build_image_argv_shape() -> None:
-    argv = build_image_argv("registry.example/python:3.12", None)
+    argv = build_image_argv(PROXPI_RECIPE, None)
     assert argv[:3] == ("docker", "buildx", "build")
     assert "BASE_IMAGE=registry.example/python:3.12" in option_values(argv, "--build-arg")
     assert option_values(argv, "--tag") == [LOCAL_IMAGE]
@@ -194,11 +293,16 @@ def test_build_image_argv_shape() -> None:
     assert Path(file).is_file()
 
 
-def test_bundled_proxy_dockerfile_uses_what_the_argv_passes() -> None:
-    (file,) = option_values(build_image_argv("python:3.12-slim", None), "--file")
+@pytest.mark.parametrize("recipe", [PROXPI_RECIPE, FRONT_RECIPE])
+def test_bundled_dockerfiles_use_what_the_argv_passes(recipe: Any) -> None:
+    argv = build_image_argv(recipe, None)
+    (file,) = option_values(argv, "--file")
     parsed = dockerfile.parse(Path(file))
-    assert {"BASE_IMAGE", "PROXPI_VERSION"} <= parsed.args
-    assert any("--mount=type=secret,id=ca_bundle" in run.flags for run in parsed.runs)
+    assert {key for key, _ in recipe.build_args} <= parsed.args
+    assert option_values(argv, "--tag") == [recipe.local]
+    assert {LOCAL_IMAGE, LOCAL_FRONT_IMAGE} >= {recipe.local}
+    mounts_ca = any("--mount=type=secret,id=ca_bundle" in run.flags for run in parsed.runs)
+    assert mounts_ca is recipe.ca_secret
 
 
 # --- host_url -----------------------------------------------------------------------------
@@ -271,6 +375,7 @@ def test_parent_shorthand_is_merged_with_child_settings(profiles_dir: Path) -> N
 
 
 def test_bridge_publishing_is_off_by_default_and_adds_the_gateway_when_on() -> None:
-    assert len(container_spec(ProxySettings(), "img", bridge_gateway="172.17.0.1").publish) == 1
-    spec = container_spec(ProxySettings(bridge=True), "img", bridge_gateway="172.17.0.1")
+    gateway = "172.17.0.1"
+    assert len(proxy_spec(ProxySettings(), bridge_gateway=gateway).front.publish) == 1
+    spec = proxy_spec(ProxySettings(bridge=True), bridge_gateway=gateway).front
     assert spec.publish == (("127.0.0.1:5000", CONTAINER_PORT), ("172.17.0.1:5000", CONTAINER_PORT))
