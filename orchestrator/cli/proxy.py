@@ -25,7 +25,8 @@ def up(options: argparse.Namespace) -> None:
     settings = proxy_settings(options)
     engine.ensure_engine()
     requester = lifecycle.Requester(profile=options.profile or "", replace=True)
-    _print_status(lifecycle.ensure(settings, requester=requester), options.json)
+    found = lifecycle.ensure(settings, requester=requester, patient=True)
+    _print_status(found, options.json)
 
 
 def status(options: argparse.Namespace) -> int:

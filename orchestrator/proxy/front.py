@@ -38,7 +38,7 @@ LOG_FORMAT = (
     '{"time":"$time_iso8601","msec":$msec,"method":"$request_method","uri":"$request_uri",'
     '"status":$status,"bytes":$body_bytes_sent,"cache":"$upstream_cache_status",'
     '"upstream_status":"$upstream_status","request_time":$request_time,'
-    '"client":"$remote_addr","agent":"$http_user_agent"}'
+    '"client":"$remote_addr","agent":"$agent"}'
 )
 
 
@@ -80,6 +80,10 @@ http {{
   map $http_accept $simple_format {{
     default html;
     "~*application/vnd\\.pypi\\.simple\\.v1\\+json" json;
+  }}
+  map $http_user_agent $agent {{
+    "~^(?<name>[^ ]+)" $name;
+    default "-";
   }}
   map $uri $variant {{
     "~^/(offline/)?index/[^/]+/[^/]+$" file;

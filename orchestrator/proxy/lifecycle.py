@@ -393,8 +393,12 @@ def ensure(
     allow_build: bool = True,
     requester: Requester | None = None,
     quick: bool = True,
+    patient: bool = False,
 ) -> ProxyStatus:
-    """Find, start or create the proxy and check that it serves an index page."""
+    """Find, start or create the proxy and check that it serves an index page.
+
+    A build waits only for a proxy it created; ``patient`` (`proxy up`) waits for any.
+    """
     if settings.url:
         found = status(settings)
         if not found.healthy:
@@ -410,7 +414,7 @@ def ensure(
         patience = {
             "created": settings.startup_timeout,
             "recreated": settings.startup_timeout,
-            "started": STARTED_PATIENCE,
+            "started": settings.startup_timeout if patient else STARTED_PATIENCE,
         }.get(action, QUICK_TIMEOUT)
         checked = wait_ready(settings.host_url, settings.health_project, patience)
         if not checked.ok:

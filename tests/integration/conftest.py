@@ -101,7 +101,6 @@ def proxy_config(upstream: Upstream, network: str, run_id: str) -> dict[str, Any
         "health_project": TOP_PACKAGE,
         "ca_bundle": "off",
         "startup_timeout": 60,
-        "bridge": True,
     }
 
 
@@ -187,12 +186,19 @@ def _remove_images(marker: str) -> None:
 
 @pytest.fixture(scope="session")
 def proxy_cleanup(proxy_config: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Removes the test proxy, its volume and anything else it left, after the session."""
+    """Removes the test proxy (front and proxpi) and both volumes after the session."""
     yield proxy_config
-    if docker.container.exists(proxy_config["name"]):
-        docker.container.remove(proxy_config["name"], force=True)
-    if docker.volume.exists(proxy_config["cache_volume"]):
-        docker.volume.remove(proxy_config["cache_volume"])
+    remove_proxy(proxy_config["name"], proxy_config["cache_volume"])
+
+
+def remove_proxy(name: str, cache_volume: str) -> None:
+    """The proxy's two containers and two volumes, whatever state they are in."""
+    for container in (name, f"{name}-backend"):
+        if docker.container.exists(container):
+            docker.container.remove(container, force=True)
+    for volume in (cache_volume, f"{cache_volume}-front"):
+        if docker.volume.exists(volume):
+            docker.volume.remove(volume)
 
 
 @pytest.fixture

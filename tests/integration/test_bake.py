@@ -11,7 +11,7 @@ from typing import Any
 from python_on_whales import docker
 
 from tests.integration.conftest import PIP_DOCKERFILE, Workspace, base_image, free_port
-from tests.support.upstream_container import Upstream
+from tests.support.upstream_container import Upstream, json_lines
 
 CHECK = "venv/bin/python -c 'import orch_demo_app, orch_demo_lib; print(\"ok\")'"
 
@@ -26,7 +26,8 @@ def bake_file(workspace: Workspace) -> tuple[Path, list[str]]:
         tags.append(tag)
         blocks.append(
             f'target "{name}" {{\n  context = "{context}"\n'
-            f'  args = {{ BASE_IMAGE = "{base_image()}" }}\n  tags = ["{tag}"]\n}}\n'
+            f'  args = {{ BASE_IMAGE = "{base_image()}" }}\n  tags = ["{tag}"]\n'
+            f'  labels = {{ "io.orchestrator.test-run" = "{workspace.marker}" }}\n}}\n'
         )
     path = workspace.root / "docker-bake.hcl"
     path.write_text('group "default" {\n  targets = ["one", "two"]\n}\n' + "".join(blocks))
@@ -45,53 +46,51 @@ def test_bake_builds_two_targets_through_the_proxy(
     path, tags = bake_file(workspace)
     workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE))
     dry = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--dry-run").stdout
-    assert dry.count("mode:       proxy") == 2
-    assert "network: default (bake has no network attribute" in dry
-    workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
+    assert dry.count("mode:       proxy") == 2, dry
+    assert "network: host" in dry
+    upstream.mark()
+    result = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
+    bake = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
+    assert bake["modes"] == {"one": "proxy", "two": "proxy"}
     check_images(tags)
+    backend = f"{proxy['name']}-backend"
+    proxpi = docker.container.inspect(backend).network_settings.networks[proxy["network"]]
+    fetches = [r for r in upstream.requests() if r["method"] != "HEAD"]
+    assert {r["client"] for r in fetches} <= {proxpi.ip_address}
 
 
-def test_exported_override_reproduces_the_build_with_plain_bake(
-    workspace: Workspace, proxy: dict[str, Any], upstream: Upstream
+def test_printed_command_reproduces_the_build_with_plain_bake(
+    workspace: Workspace, proxy: dict[str, Any]
 ) -> None:
     path, tags = bake_file(workspace)
     workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE))
-    override = json.loads(
-        workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--print").stdout
+    printed = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--print").stdout
+    exported = json.loads(
+        workspace.orchestrate(
+            "bake", "--profile", "app", "-f", str(path), "--print", "--json"
+        ).stdout
     )
-    assert set(override["target"]) == {"one", "two"}
-    for target in override["target"].values():
+    assert printed.strip() == exported["command"]
+    assert set(exported["override"]["target"]) == {"one", "two"}
+    for target in exported["override"]["target"].values():
         assert Path(target["dockerfile"]).is_file()
         assert any(s.startswith("id=orchestrator-env,src=") for s in target["secret"])
-    override_file = workspace.root / "override.json"
-    override_file.write_text(json.dumps(override))
     for tag in tags:
         if docker.image.exists(tag):
             docker.image.remove(tag, force=True)
     result = subprocess.run(
-        ["docker", "buildx", "bake", "-f", str(path), "-f", str(override_file)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+        exported["argv"], capture_output=True, text=True, check=False, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     check_images(tags)
 
 
 def test_bake_falls_back_to_cache_mounts(workspace: Workspace, upstream: Upstream) -> None:
-    networks = docker.container.inspect(upstream.name).network_settings.networks or {}
-    if "bridge" not in networks:
-        docker.network.connect("bridge", upstream.name)
-    address = docker.container.inspect(upstream.name).network_settings.networks["bridge"].ip_address
     path, tags = bake_file(workspace)
     workspace.profile(
         "app",
         workspace.context("unused", PIP_DOCKERFILE),
-        proxy={
-            "url": f"http://127.0.0.1:{free_port()}/index/",
-            "index": f"http://{address}:8080/simple/",
-        },
+        proxy={"url": f"http://127.0.0.1:{free_port()}/index/"},
         cache_namespace=f"orchestrator-test-{uuid.uuid4().hex[:12]}",
     )
     upstream.mark()
@@ -100,5 +99,6 @@ def test_bake_falls_back_to_cache_mounts(workspace: Workspace, upstream: Upstrea
     assert upstream.file_downloads(), "a new cache namespace starts empty"
     upstream.mark()
     result = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
-    assert '"modes": {"one": "cache-mount", "two": "cache-mount"}' in result.stderr
+    bake = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
+    assert bake["modes"] == {"one": "cache-mount", "two": "cache-mount"}
     assert upstream.file_downloads() == []

@@ -1,20 +1,19 @@
-"""Proxy lifecycle on the real engine, with proxpi in front of the hermetic upstream."""
+"""Proxy lifecycle on the real engine: the nginx front and proxpi before the hermetic upstream."""
 
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from python_on_whales import docker
 
-from orchestrator.proxy.lifecycle import bridge_gateway
-from orchestrator.proxy.probe import probe
-from orchestrator.proxy.spec import OWNER, OWNER_LABEL
-from tests.integration.conftest import PIP_DOCKERFILE, TOP_PACKAGE, Workspace
-from tests.support.upstream_container import Upstream
+from orchestrator.proxy.probe import SIMPLE_ACCEPT, probe
+from orchestrator.proxy.spec import OWNER, OWNER_LABEL, ROLE_LABEL
+from tests.integration.conftest import PIP_DOCKERFILE, TOP_PACKAGE, Workspace, remove_proxy
+from tests.support.upstream_container import Upstream, json_lines
 
 
 def status(workspace: Workspace) -> dict[str, Any]:
@@ -22,25 +21,27 @@ def status(workspace: Workspace) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
-def test_up_creates_a_labelled_loopback_proxy_that_serves(
+def test_up_creates_a_labelled_loopback_front_before_proxpi(
     workspace: Workspace, proxy: dict[str, Any]
 ) -> None:
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
     workspace.orchestrate("proxy", "up", "--profile", "app")
     report = status(workspace)
-    assert report["healthy"] is True
-    assert report["state"] == "running"
+    assert (report["healthy"], report["state"], report["backend"]) == (True, "running", "running")
     assert report["host_url"] == f"http://127.0.0.1:{proxy['port']}/index/"
     assert report["cache_volume"] == proxy["cache_volume"]
     assert report["upstream"] == proxy["index"]
-    container = docker.container.inspect(proxy["name"])
-    assert container.config.labels[OWNER_LABEL] == OWNER
-    assert container.host_config.restart_policy.name == "always"
-    bindings = container.host_config.port_bindings["5000/tcp"]
+    front = docker.container.inspect(proxy["name"])
+    backend = docker.container.inspect(f"{proxy['name']}-backend")
+    for container, role in ((front, "front"), (backend, "backend")):
+        assert container.config.labels[OWNER_LABEL] == OWNER
+        assert container.config.labels[ROLE_LABEL] == role
+        assert container.host_config.restart_policy.name == "always"
+    bindings = front.host_config.port_bindings["5000/tcp"]
     published = sorted((b.host_ip, b.host_port) for b in bindings)
-    # Loopback, plus the default bridge's gateway because the test profiles set bridge: true.
-    assert published == [("127.0.0.1", str(proxy["port"])), (bridge_gateway(), str(proxy["port"]))]
-    env = dict(item.split("=", 1) for item in container.config.env)
+    assert published == [("127.0.0.1", str(proxy["port"]))]
+    assert not backend.host_config.port_bindings, "only the front is published"
+    env = dict(item.split("=", 1) for item in backend.config.env)
     assert env["PROXPI_CACHE_DIR"] == "/var/cache/proxpi"
     assert float(env["PROXPI_DOWNLOAD_TIMEOUT"]) >= 60
 
@@ -49,10 +50,7 @@ def test_cache_survives_second_install_restart_and_recreation(
     workspace: Workspace, proxy: dict[str, Any], upstream: Upstream
 ) -> None:
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
-    workspace.orchestrate("proxy", "down", "--profile", "app")
-    subprocess.run(
-        ["docker", "volume", "rm", "-f", proxy["cache_volume"]], check=True, capture_output=True
-    )
+    remove_proxy(proxy["name"], proxy["cache_volume"])
     upstream.mark()
     workspace.orchestrate("build", "app", "--fresh")
     first = upstream.file_downloads()
@@ -60,24 +58,24 @@ def test_cache_survives_second_install_restart_and_recreation(
         "orch_demo_app",
         "orch_demo_lib",
     ]
-    proxy_ip = (
-        docker.container.inspect(proxy["name"])
+    backend_ip = (
+        docker.container.inspect(f"{proxy['name']}-backend")
         .network_settings.networks[proxy["network"]]
         .ip_address
     )
-    assert {r["client"] for r in upstream.requests()} == {proxy_ip}, (
-        "only the proxy may talk upstream"
-    )
+    # Besides proxpi, orchestrate asks only whether the upstream is up: a HEAD of its root.
+    others = {(r["method"], r["path"]) for r in upstream.requests() if r["client"] != backend_ip}
+    assert others <= {("HEAD", "/simple/")}, "only proxpi, behind the front, fetches packages"
 
     for action in ("again", "restart", "recreate"):
         if action == "restart":
-            docker.container.restart(proxy["name"])
+            docker.container.restart([proxy["name"], f"{proxy['name']}-backend"])
         elif action == "recreate":
             workspace.orchestrate("proxy", "down", "--profile", "app")
             assert not docker.container.exists(proxy["name"])
         upstream.mark()
         result = workspace.orchestrate("build", "app", "--fresh")
-        assert '"mode": "proxy"' in result.stderr
+        assert '"mode": "proxy"' in result.stderr, result.stderr
         assert upstream.file_downloads() == [], f"files fetched again after {action}"
 
 
@@ -96,9 +94,7 @@ def test_foreign_container_with_our_name_is_left_alone(workspace: Workspace, run
         docker.container.remove(foreign, force=True)
 
 
-def test_parallel_ups_leave_exactly_one_container(
-    workspace: Workspace, proxy: dict[str, Any]
-) -> None:
+def test_parallel_ups_leave_exactly_one_proxy(workspace: Workspace, proxy: dict[str, Any]) -> None:
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
     workspace.orchestrate("proxy", "down", "--profile", "app")
     with ThreadPoolExecutor(4) as pool:
@@ -109,8 +105,9 @@ def test_parallel_ups_leave_exactly_one_container(
             )
         )
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
-    found = docker.container.list(all=True, filters=[("name", proxy["name"])])
-    assert len(found) == 1
+    for name in (proxy["name"], f"{proxy['name']}-backend"):
+        found = docker.container.list(all=True, filters=[("name", f"^{name}$")])
+        assert len(found) == 1, name
 
 
 def test_failed_start_leaves_nothing_behind(workspace: Workspace, run_id: str) -> None:
@@ -130,10 +127,14 @@ def test_failed_start_leaves_nothing_behind(workspace: Workspace, run_id: str) -
     finally:
         blocker.close()
     assert result.returncode == 5, result.stderr
-    assert "proxy.port" in result.stderr
-    assert not docker.container.exists(names["name"])
+    assert f"port 127.0.0.1:{port} is taken: set proxy.port" in result.stderr
+    assert "docker run" not in result.stderr
+    assert "docker container" not in result.stderr
+    for container in (names["name"], f"{names['name']}-backend"):
+        assert not docker.container.exists(container)
     assert not docker.network.exists(names["network"])
-    assert not docker.volume.exists(names["cache_volume"])
+    for volume in (names["cache_volume"], f"{names['cache_volume']}-front"):
+        assert not docker.volume.exists(volume)
 
 
 def test_status_of_an_absent_proxy_says_so(workspace: Workspace, run_id: str) -> None:
@@ -148,9 +149,19 @@ def test_status_of_an_absent_proxy_says_so(workspace: Workspace, run_id: str) ->
     assert (report["state"], report["healthy"]) == ("absent", False)
 
 
-def test_health_probe_uses_a_pep691_accept_header(proxy: dict[str, Any]) -> None:
-    found = probe(f"http://127.0.0.1:{proxy['port']}/index/", TOP_PACKAGE)
-    assert found.ok, found.reason
+def test_the_probe_counts_only_a_served_page_and_asks_for_pep691(
+    workspace: Workspace, proxy: dict[str, Any]
+) -> None:
+    workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
+    workspace.orchestrate("proxy", "up", "--profile", "app")
+    index = f"http://127.0.0.1:{proxy['port']}/index/"
+    assert probe(index, TOP_PACKAGE).ok
+    missing = probe(index, "orch-no-such-project")
+    assert (missing.ok, missing.status) == (False, 404), "a 404 is no proof the proxy serves"
+    request = urllib.request.Request(f"{index}{TOP_PACKAGE}/", headers={"Accept": SIMPLE_ACCEPT})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
+        assert response.headers["X-Orchestrator-Cache"] in ("HIT", "MISS", "STALE", "UPDATING")
 
 
 def test_a_stopped_proxy_is_started_and_a_changed_one_recreated(
@@ -159,18 +170,21 @@ def test_a_stopped_proxy_is_started_and_a_changed_one_recreated(
     context = workspace.context("ctx", PIP_DOCKERFILE)
     workspace.profile("app", context)
     workspace.orchestrate("proxy", "up", "--profile", "app")
-    before = docker.container.inspect(proxy["name"]).id
-    docker.container.stop(proxy["name"])
+    names = [proxy["name"], f"{proxy['name']}-backend"]
+    before = [docker.container.inspect(name).id for name in names]
+    docker.container.stop(names)
     workspace.orchestrate("proxy", "up", "--profile", "app")
-    started = docker.container.inspect(proxy["name"])
-    assert (started.id, started.state.running) == (before, True)
+    started = [docker.container.inspect(name) for name in names]
+    assert [c.id for c in started] == before
+    assert all(c.state.running for c in started)
 
     workspace.profile("app", context, proxy={"index_ttl": 60})
     workspace.orchestrate("proxy", "up", "--profile", "app")
-    recreated = docker.container.inspect(proxy["name"])
-    assert recreated.id != before
+    recreated = docker.container.inspect(names[1])
+    assert recreated.id != before[1]
     assert "PROXPI_INDEX_TTL=60" in recreated.config.env
     assert docker.volume.exists(proxy["cache_volume"])
+    assert docker.volume.exists(f"{proxy['cache_volume']}-front")
     workspace.profile("app", context)
     workspace.orchestrate("proxy", "up", "--profile", "app")
 
@@ -183,7 +197,21 @@ def test_a_build_never_replaces_a_proxy_another_profile_set_up(
     workspace.orchestrate("proxy", "up", "--profile", "app")
     before = docker.container.inspect(proxy["name"]).id
     workspace.profile("other", context, proxy={"index_ttl": 61}, network="host")
+    dry = workspace.orchestrate("build", "other", "--dry-run", "--json")
+    assert json.loads(dry.stdout)["mode"] == "cache-mount", "a dry run predicts the fallback"
     result = workspace.orchestrate("build", "other")
     assert '"mode": "cache-mount"' in result.stderr
     assert "runs with the settings of profile 'app'" in result.stderr
     assert docker.container.inspect(proxy["name"]).id == before
+
+
+def test_a_running_proxy_is_used_without_asking_docker(
+    workspace: Workspace, proxy: dict[str, Any]
+) -> None:
+    """The fast path: the front answers its settings' digest, so Docker is not asked."""
+    workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE))
+    workspace.orchestrate("proxy", "up", "--profile", "app")
+    result = workspace.orchestrate("-v", "build", "app", "--dry-run", "--json")
+    assert json.loads(result.stdout)["mode"] == "proxy", result.stderr
+    actions = [r.get("action", "") for r in json_lines(result.stderr) if r.get("event") == "docker"]
+    assert not [a for a in actions if "container" in a or "volume" in a], actions
