@@ -64,6 +64,18 @@ class BakePlan:
         """Host networking through a merged compose file: buildx before 0.17."""
         return self.host_network and not self.facts.builder.bake_network
 
+    @property
+    def network_route(self) -> str:
+        """How bake targets get host networking on this buildx, for the plan to say."""
+        if not self.host_network:
+            return "default: no target needs host networking"
+        if self.facts.builder.bake_network:
+            return "host: the override's `network` attribute, allowed with --allow=network.host"
+        return (
+            "host: a compose file merged by target name (bake before buildx 0.17 has no "
+            "`network` attribute; its compose loader sets the target's network)"
+        )
+
     def override(self, settings_files: Mapping[str, Path] | None = None) -> dict[str, Any]:
         """Bake's JSON override; with ``settings_files`` (by variable), settings secrets
         are read from those files instead of the environment."""

@@ -45,6 +45,7 @@ def bake(options: argparse.Namespace) -> None:
     elif options.dry_run:
         for name, target_plan in plan.plans.items():
             print(f"== target {name}\n{render.text(target_plan, command=False)}\n")
+        print(f"bake network: {plan.network_route}")
         print(f"command:\n  {' '.join(plan.argv([Path('OVERRIDE.json')]))}")
     else:
         bakes.execute(plan)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from orchestrator.dockerfile import ParsedDockerfile
 from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.plan.draft import Draft
-from orchestrator.plan.facts import HostFacts, ProxyFacts
+from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan.model import (
     CA_SECRET,
     ENV_SECRET,
@@ -137,8 +137,20 @@ def _plan_builder(draft: Draft) -> None:
     if not builder.checked:
         reason += "; not checked (the engine did not answer), capabilities assumed absent"
     draft.decide("builder", builder.label, reason)
+    if builder.checked:
+        draft.decide("frontend", _capabilities(builder), "probed by building tiny Dockerfiles")
     if profile.progress != "auto":
         draft.args += ["--progress", profile.progress]
+
+
+def _capabilities(builder: BuilderFacts) -> str:
+    """What the builder's Dockerfile frontend was seen to accept, as the plan relies on it."""
+    found = {
+        "heredocs": builder.heredocs,
+        "variables in --mount": builder.mount_variables,
+        "secrets as env": builder.secret_env,
+    }
+    return ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in found.items())
 
 
 def _plan_mode(draft: Draft) -> None:

@@ -665,6 +665,15 @@ def test_container_builder_without_proxy_address_falls_back_in_auto(make_plan: M
         make_plan("proxy: require\n", **{**CONTAINER_FACTS, "proxy": HEALTHY})
 
 
+def test_the_frontend_s_capabilities_are_decisions(make_plan: MakePlan) -> None:
+    assert decision(make_plan(), "frontend").choice == (
+        "heredocs no, variables in --mount no, secrets as env no"
+    )
+    assert decision(make_plan(builder=NEW), "frontend").choice == (
+        "heredocs yes, variables in --mount yes, secrets as env yes"
+    )
+
+
 def test_builder_decision_names_its_versions_and_unchecked_facts(make_plan: MakePlan) -> None:
     plan = make_plan()
     assert decision(plan, "builder").choice == (

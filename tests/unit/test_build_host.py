@@ -1,0 +1,74 @@
+"""build.py and host.py in-process: inputs checked before side effects, files, facts."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from orchestrator import build, host
+from orchestrator.dockerfile import parse_text
+from orchestrator.errors import BadInput
+from orchestrator.profiles import ProfileStore
+from tests.conftest import write_profile
+
+
+def test_an_unset_secret_variable_is_reported_before_anything_is_created(
+    profiles_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_profile(profiles_dir, "app", "context: ../ctx\nsecrets: {tok: {env: ORCH_UNSET_X}}\n")
+    monkeypatch.delenv("ORCH_UNSET_X", raising=False)
+    with pytest.raises(BadInput, match="environment variable ORCH_UNSET_X is not set"):
+        build.check_inputs(ProfileStore(profiles_dir).resolve("app"))
+
+
+def test_ssh_without_an_agent_is_reported_before_anything_is_created(
+    profiles_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_profile(profiles_dir, "app", "context: ../ctx\nssh: true\n")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(BadInput, match="field 'ssh'"):
+        build.check_inputs(ProfileStore(profiles_dir).resolve("app"))
+
+
+def test_write_file_is_atomic_readable_and_leaves_unchanged_files_alone(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "Dockerfile"
+    build.write_file(path, "FROM x\n")
+    assert path.read_text() == "FROM x\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    before = path.stat().st_mtime_ns
+    build.write_file(path, "FROM x\n")
+    assert path.stat().st_mtime_ns == before
+    assert list(path.parent.iterdir()) == [path], "no temporary file left behind"
+
+
+def test_context_files_are_the_locks_uv_steps_read(tmp_path: Path) -> None:
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    (tmp_path / "other.lock").write_text("no\n")
+    text = (
+        "FROM python\nWORKDIR /app\n"
+        "RUN --mount=type=bind,source=uv.lock,target=uv.lock uv sync --locked\n"
+    )
+    parsed = parse_text(tmp_path / "Dockerfile", text)
+    assert host.context_files(parsed, tmp_path) == {"uv.lock": "version = 1\n"}
+
+
+def test_a_missing_lock_is_no_fact(tmp_path: Path) -> None:
+    parsed = parse_text(
+        tmp_path / "Dockerfile", "FROM python\nCOPY uv.lock /\nRUN uv sync --frozen\n"
+    )
+    assert host.context_files(parsed, tmp_path) == {}
+
+
+def test_gathered_facts_are_this_process_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "not-a-socket"))
+    facts = host.gather_facts(builder=host.BuilderFacts(), render_dir=tmp_path)
+    assert (facts.uid, facts.gid) == (os.getuid(), os.getgid())
+    assert facts.ssh_auth_sock is None, "a path that is no socket is no agent"
+    assert "PATH" in facts.env_names
+    assert (
+        facts.fresh_token
+        != host.gather_facts(builder=host.BuilderFacts(), render_dir=tmp_path).fresh_token
+    )
