@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orchestrator import bake as bakes
 from orchestrator import build as builds
 from orchestrator.cli.common import print_json, store
 from orchestrator.log import get_logger
@@ -35,6 +34,8 @@ def build(options: argparse.Namespace) -> None:
 
 def bake(options: argparse.Namespace) -> None:
     """Run `docker buildx bake` with a profile's wiring applied to every selected target."""
+    from orchestrator import bake as bakes  # noqa: PLC0415 - only bake needs it
+
     resolved = store(options).resolve(options.profile)
     files = [Path(f) for f in options.files or ["docker-bake.hcl"]]
     looking = options.dry_run or options.print_override

@@ -6,20 +6,28 @@ apply to them, and importing it costs more than orchestrator's whole overhead bu
 (docs/design.md). So they run here: logged, with the environment given for the command
 alone (never logged), their exit code returned for the caller to judge, and Ctrl-C
 passed on and waited for, so nothing is left running behind us.
+
+Where logs are JSON lines (``--log-format json``, or stderr not a terminal), a command's
+stderr (BuildKit's progress) is carried line by line as JSON events, so a program that
+reads stderr as JSON lines never meets a line that is not one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
+from typing import IO
 
+from orchestrator import log as logs
 from orchestrator.errors import EngineUnavailable
-from orchestrator.log import get_logger
 
-log = get_logger(__name__)
+log = logs.get_logger(__name__)
 STOP_GRACE = 10.0  # seconds a command gets to stop after Ctrl-C before it is killed
 
 
@@ -27,18 +35,39 @@ def stream(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
-    stdout: int | None = None,
-    stderr: int | None = None,
+    interactive: bool = False,
 ) -> int:
-    """Run ``argv`` attached to our terminal and return its exit code."""
+    """Run ``argv`` attached to our terminal and return its exit code.
+
+    ``interactive`` commands (a container with a TTY) keep stderr as it is, always.
+    """
     log.info("running", command=shlex.join(argv))
+    wrap = logs.uses_json() and not interactive
     try:
-        child = subprocess.Popen(
-            list(argv), env={**os.environ, **(env or {})}, stdout=stdout, stderr=stderr
+        child = subprocess.Popen(  # argv is built as data, never through a shell
+            list(argv),
+            env={**os.environ, **(env or {})},
+            stderr=subprocess.PIPE if wrap else None,
         )
     except FileNotFoundError:
         raise EngineUnavailable(f"{argv[0]} is not installed (run scripts/setup)") from None
-    return wait(child)
+    carrier = None
+    if wrap and child.stderr is not None:
+        carrier = threading.Thread(target=_carry, args=(child.stderr, argv[0]), daemon=True)
+        carrier.start()
+    code = wait(child)
+    if carrier is not None:
+        carrier.join(timeout=STOP_GRACE)
+    return code
+
+
+def _carry(pipe: IO[bytes], program: str) -> None:
+    """Each line the command writes to stderr, as one JSON event on our stderr."""
+    for raw in iter(pipe.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        event = {"event": "output", "program": program, "line": line, "level": "info"}
+        sys.stderr.write(json.dumps(event) + "\n")
+        sys.stderr.flush()
 
 
 def wait(child: subprocess.Popen[bytes]) -> int:

@@ -149,7 +149,9 @@ def proxy_spec(
         command=tuple(start_command()),
         role="front",
     )
-    blob = json.dumps([backend.digest(), front.digest(), asdict(_front_config(settings, ""))])
+    # The nginx configuration's text is part of the settings: a new orchestrator that writes
+    # it differently recreates the front.
+    blob = json.dumps([backend.digest(), front.digest(), nginx_conf(_front_config(settings, ""))])
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     conf = nginx_conf(_front_config(settings, digest))
     front = replace(front, envs={CONF_VARIABLE: conf})

@@ -1,0 +1,66 @@
+"""The terminal call site: exit codes returned, stderr carried as JSON where logs are JSON."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator import log
+from orchestrator.engine import process
+from orchestrator.errors import EngineUnavailable
+
+
+@pytest.fixture
+def json_logs() -> Iterator[None]:
+    log.configure("json")
+    yield
+    log.configure("auto")
+
+
+def test_exit_code_is_returned_and_stderr_carried_as_json_lines(
+    json_logs: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code = process.stream(
+        ["sh", "-c", "echo '#1 [internal] load' >&2; echo 'not json' >&2; exit 3"]
+    )
+    assert code == 3
+    lines = [line for line in capfd.readouterr().err.splitlines() if line]
+    records = [json.loads(line) for line in lines]  # every line parses
+    carried = [r["line"] for r in records if r["event"] == "output"]
+    assert carried == ["#1 [internal] load", "not json"]
+
+
+def test_interactive_commands_keep_their_stderr(
+    json_logs: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert process.stream(["sh", "-c", "echo raw >&2"], interactive=True) == 0
+    assert "raw\n" in capfd.readouterr().err
+
+
+def test_a_missing_program_is_one_handled_line() -> None:
+    with pytest.raises(EngineUnavailable, match="is not installed"):
+        process.stream(["orchestrator-no-such-program"])
+
+
+def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
+    """Run the real entry point's call site in a child Python and interrupt it."""
+    script = (
+        "from orchestrator.engine import process\n"
+        "process.stream(['sh', '-c', 'trap \"exit 7\" INT; echo ready; sleep 30 & wait'])\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert parent.stdout is not None
+    assert parent.stdout.readline().strip() == b"ready"
+    started = time.monotonic()
+    parent.send_signal(signal.SIGINT)
+    parent.wait(timeout=20)
+    assert time.monotonic() - started < 15
+    assert b"KeyboardInterrupt" in (parent.stderr.read() if parent.stderr else b"")
