@@ -143,7 +143,7 @@ class Workspace:
         return data["tags"][0]
 
     def orchestrate(
-        self, *args: str, check: bool = True, **env: str
+        self, *args: str, check: bool = True, cwd: Path | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [
@@ -159,6 +159,7 @@ class Workspace:
             capture_output=True,
             text=True,
             env={**os.environ, **self.env, **env},
+            cwd=cwd,
             timeout=600,
             check=False,
         )

@@ -1,4 +1,9 @@
-"""`orchestrate bake` on the real engine and buildx: proxy, exported override, fallback."""
+"""`orchestrate bake` on the real engine and buildx: proxy, exported override, fallback.
+
+Bake runs from the project's directory, as users run it: current buildx asks to be allowed
+to read anything outside it (the targets' contexts here are inside, orchestrator's own
+rendered files are not, and orchestrator grants exactly those).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,13 @@ def bake_file(workspace: Workspace) -> tuple[Path, list[str]]:
     return path, tags
 
 
+def run_bake(workspace: Workspace, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`orchestrate bake --profile app -f PATH ARGS`, run from the project's directory."""
+    return workspace.orchestrate(
+        "bake", "--profile", "app", "-f", str(path), *args, cwd=workspace.root
+    )
+
+
 def check_images(tags: list[str]) -> None:
     for tag, name in zip(tags, ("one", "two"), strict=True):
         output = docker.run(tag, ["sh", "-c", f"{CHECK} && cat which"], remove=True)
@@ -45,13 +57,13 @@ def test_bake_builds_two_targets_through_the_proxy(
 ) -> None:
     path, tags = bake_file(workspace)
     workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE))
-    dry = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--dry-run").stdout
+    dry = run_bake(workspace, path, "--dry-run").stdout
     assert dry.count("mode:       proxy") == 2, dry
     assert "network: host" in dry
     upstream.mark()
-    result = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
-    bake = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
-    assert bake["modes"] == {"one": "proxy", "two": "proxy"}
+    result = run_bake(workspace, path, "--fresh")
+    event = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
+    assert event["modes"] == {"one": "proxy", "two": "proxy"}
     check_images(tags)
     backend = f"{proxy['name']}-backend"
     proxpi = docker.container.inspect(backend).network_settings.networks[proxy["network"]]
@@ -64,12 +76,8 @@ def test_printed_command_reproduces_the_build_with_plain_bake(
 ) -> None:
     path, tags = bake_file(workspace)
     workspace.profile("app", workspace.context("unused", PIP_DOCKERFILE))
-    printed = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--print").stdout
-    exported = json.loads(
-        workspace.orchestrate(
-            "bake", "--profile", "app", "-f", str(path), "--print", "--json"
-        ).stdout
-    )
+    printed = run_bake(workspace, path, "--print").stdout
+    exported = json.loads(run_bake(workspace, path, "--print", "--json").stdout)
     assert printed.strip() == exported["command"]
     assert set(exported["override"]["target"]) == {"one", "two"}
     for target in exported["override"]["target"].values():
@@ -79,7 +87,12 @@ def test_printed_command_reproduces_the_build_with_plain_bake(
         if docker.image.exists(tag):
             docker.image.remove(tag, force=True)
     result = subprocess.run(
-        exported["argv"], capture_output=True, text=True, check=False, timeout=600
+        exported["argv"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        cwd=workspace.root,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     check_images(tags)
@@ -94,11 +107,11 @@ def test_bake_falls_back_to_cache_mounts(workspace: Workspace, upstream: Upstrea
         cache_namespace=f"orchestrator-test-{uuid.uuid4().hex[:12]}",
     )
     upstream.mark()
-    workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
+    run_bake(workspace, path, "--fresh")
     check_images(tags)
     assert upstream.file_downloads(), "a new cache namespace starts empty"
     upstream.mark()
-    result = workspace.orchestrate("bake", "--profile", "app", "-f", str(path), "--fresh")
-    bake = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
-    assert bake["modes"] == {"one": "cache-mount", "two": "cache-mount"}
+    result = run_bake(workspace, path, "--fresh")
+    event = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
+    assert event["modes"] == {"one": "cache-mount", "two": "cache-mount"}
     assert upstream.file_downloads() == []
