@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import build as builds
-from orchestrator import builder, dockerfile, paths
+from orchestrator import builder, dockerfile, execution, paths
 from orchestrator.engine import client as engine
 from orchestrator.engine import process
 from orchestrator.errors import BadInput, BuildFailed, HandledError
@@ -212,9 +212,9 @@ def _with_context_files(
 ) -> HostFacts:
     from dataclasses import replace  # noqa: PLC0415
 
-    from orchestrator.host import context_files  # noqa: PLC0415
+    from orchestrator.host import read_context_files  # noqa: PLC0415
 
-    return replace(facts, context_files=context_files(parsed, context))
+    return replace(facts, context_files=read_context_files(parsed, context))
 
 
 def prepare(
@@ -250,7 +250,7 @@ def _write_overrides(
 ) -> list[Path]:
     """The override JSON (and compose file, before buildx 0.17), named by content."""
     for target_plan in plan.plans.values():
-        builds.write_files(target_plan)
+        execution.write_files(target_plan)
     written = []
     documents = [("json", json.dumps(plan.override(settings_files), indent=2))]
     if plan.compose_network:
@@ -258,7 +258,7 @@ def _write_overrides(
     for suffix, text in documents:
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         path = paths.rendered_dir() / f"bake-override-{digest}.{suffix}"
-        builds.write_file(path, text)
+        execution.write_file(path, text)
         written.append(path)
     return written
 

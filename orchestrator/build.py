@@ -1,21 +1,22 @@
-"""Carrying out `orchestrate build`: gather facts, plan, then run exactly that plan."""
+"""Planning `orchestrate build`: resolve the profile, gather facts, plan.
+
+Finding or starting the proxy is the only side effect, and a dry run only looks. Carrying
+the plan out is ``execution``'s.
+"""
 
 from __future__ import annotations
 
 import os
-import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from orchestrator import builder, dockerfile, paths
-from orchestrator.engine import process
-from orchestrator.errors import BadInput, BuildFailed, Conflict, DockerRefused, ProxyUnavailable
+from orchestrator.errors import BadInput, Conflict, DockerRefused, ProxyUnavailable
 from orchestrator.host import gather_facts
 from orchestrator.log import get_logger
 from orchestrator.plan.build import plan_build
-from orchestrator.plan.facts import ProxyFacts
+from orchestrator.plan.facts import HostFacts, ProxyFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ProfileStore, ResolvedProfile
 from orchestrator.proxy import lifecycle, probe
@@ -28,6 +29,19 @@ log = get_logger(__name__)
 def plan_for(store: ProfileStore, name: str, options: BuildOptions, *, dry_run: bool) -> BuildPlan:
     """Resolve, parse and gather facts; starting the proxy is the only side effect, and
     a dry run only looks."""
+    return planned(store, name, options, dry_run=dry_run).plan
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan with what it was made from, for remembering it."""
+
+    plan: BuildPlan
+    resolved: ResolvedProfile
+    facts: HostFacts
+
+
+def planned(store: ProfileStore, name: str, options: BuildOptions, *, dry_run: bool) -> Planned:
     resolved = store.resolve(name)
     check_inputs(resolved)
     parsed = dockerfile.parse(resolved.profile.dockerfile_path)
@@ -40,7 +54,7 @@ def plan_for(store: ProfileStore, name: str, options: BuildOptions, *, dry_run: 
         context=resolved.profile.context,
     )
     log.debug("facts gathered", seconds=round(time.monotonic() - started, 3))
-    return plan_build(resolved, parsed, facts, options)
+    return Planned(plan_build(resolved, parsed, facts, options), resolved, facts)
 
 
 def check_inputs(resolved: ResolvedProfile) -> None:
@@ -94,37 +108,3 @@ def _proxy(resolved: ResolvedProfile, *, dry_run: bool) -> ProxyFacts:
             raise
         return ProxyFacts(healthy=False, reason=exc.message)
     return found.facts()
-
-
-def write_files(plan: BuildPlan) -> None:
-    """Write the rendered Dockerfile and the lock copies where the plan says; they stay
-    there to be read."""
-    if plan.rendered_path is not None and plan.rendered_text is not None:
-        write_file(plan.rendered_path, plan.rendered_text)
-    for path, text in plan.files.items():
-        write_file(path, text)
-
-
-def execute(plan: BuildPlan) -> None:
-    """Write the rendered files and run the build exactly as planned."""
-    write_files(plan)
-    for argv in plan.prepare:
-        log.warning("builder must be prepared", command=" ".join(argv))
-    code = process.stream(plan.argv, env=plan.secret_env)
-    if code != 0:
-        raise BuildFailed(
-            f"the build of profile '{plan.profile}' failed (docker exited with {code}); "
-            "its output above says why",
-            detail=plan.command_line,
-        )
-
-
-def write_file(path: Path, text: str) -> None:
-    """Atomically, readable by the user and group; unchanged files are not rewritten."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
-    temporary.replace(path)

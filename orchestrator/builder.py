@@ -157,12 +157,9 @@ def _stamp() -> str:
         parts.append(str(int(time.time() // REMOTE_ENGINE_TTL)))
     config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
     buildx_config = Path(os.environ.get("BUILDX_CONFIG") or config / "buildx")
-    for path in (
-        buildx_config / "current",
-        buildx_config / "instances",
-        buildx_config / "defaults",
-    ):
-        parts.append(_stat(path))
+    # By content: buildx rewrites `current` (a new inode) on every command, even `inspect`.
+    for name in ("current", "instances", "defaults"):
+        parts.append(_content(buildx_config / name))
     for directory in _plugin_dirs(config):
         parts.append(_stat(directory / "docker-buildx"))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
@@ -178,6 +175,18 @@ def _plugin_dirs(config: Path) -> list[Path]:
         Path("/usr/lib/docker/cli-plugins"),
         Path("/usr/libexec/docker/cli-plugins"),
     ]
+
+
+def _content(path: Path) -> str:
+    """A file's bytes, or a directory's files' names and bytes, as one digest."""
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for item in files:
+        try:
+            digest.update(item.name.encode() + b"\0" + item.read_bytes() + b"\0")
+        except OSError:
+            digest.update(item.name.encode() + b"\0-\0")
+    return digest.hexdigest()
 
 
 def _stat(path: Path) -> str:

@@ -6,12 +6,15 @@ import os
 import pwd
 import secrets
 import stat
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from orchestrator.dockerfile import ParsedDockerfile
-from orchestrator.dockerfile.locks import lock_uses
+from orchestrator.paths import HOST_CA_BUNDLE
 from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
-from orchestrator.profiles import DEFAULT_CA_BUNDLE
+
+if TYPE_CHECKING:
+    from orchestrator.dockerfile import ParsedDockerfile
 
 CONTEXT_FILE_LIMIT = 8 * 1024 * 1024  # bytes of one context file read for planning
 
@@ -24,9 +27,13 @@ def gather_facts(
     bridge_gateway: str | None = None,
     parsed: ParsedDockerfile | None = None,
     context: Path | None = None,
+    context_files: Mapping[str, str] | None = None,
 ) -> HostFacts:
+    """This process's facts; the context files read from ``parsed``'s steps unless given."""
     uid, gid = os.getuid(), os.getgid()
-    files = context_files(parsed, context) if parsed is not None and context else {}
+    files = dict(context_files or {})
+    if parsed is not None and context is not None:
+        files = read_context_files(parsed, context)
     return HostFacts(
         uid=uid,
         gid=gid,
@@ -45,11 +52,13 @@ def gather_facts(
 
 def host_ca_bundle() -> Path | None:
     """The host's CA bundle, if it has one at the usual Debian path."""
-    return DEFAULT_CA_BUNDLE if DEFAULT_CA_BUNDLE.is_file() else None
+    return HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
 
 
-def context_files(parsed: ParsedDockerfile, context: Path) -> dict[str, str]:
+def read_context_files(parsed: ParsedDockerfile, context: Path) -> dict[str, str]:
     """The lock files uv project steps read, from the build context, where they exist."""
+    from orchestrator.dockerfile.locks import lock_uses  # noqa: PLC0415 - planning only
+
     found = {}
     for use in lock_uses(parsed):
         if use.source is None or use.source in found:

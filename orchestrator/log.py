@@ -35,6 +35,20 @@ def uses_json() -> bool:
     return fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
 
 
+def say(event: str, message: str, *, level: str = "info", **fields: object) -> None:
+    """One of the command's own lines on stderr (an error, what a build did): plain text on
+    a terminal, a JSON object where logs are JSON lines. It needs no structlog, so a
+    build whose plan was remembered reports without importing it."""
+    import json  # noqa: PLC0415
+
+    if uses_json():
+        record = {"level": level, "event": event, "message": message, **fields}
+        sys.stderr.write(json.dumps(record, default=str) + "\n")
+    else:
+        sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+
+
 def enabled(level: str) -> bool:
     return _LEVELS[level] >= _settings.threshold
 

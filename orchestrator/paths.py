@@ -13,6 +13,13 @@ import tempfile
 from pathlib import Path
 
 LOCK_DIR_ENV = "ORCHESTRATE_LOCK_DIR"
+PROFILES_DIR_ENV = "ORCHESTRATE_PROFILES_DIR"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's, and the proxies'
+
+
+def profiles_dir(option: str | Path | None = None) -> Path:
+    """--profiles-dir, else $ORCHESTRATE_PROFILES_DIR, else ./profiles."""
+    return Path(option or os.environ.get(PROFILES_DIR_ENV) or "profiles")
 
 
 def cache_dir() -> Path:

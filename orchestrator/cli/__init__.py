@@ -71,13 +71,7 @@ def print_error(message: str, exit_code: int) -> None:
     from orchestrator import log  # noqa: PLC0415
 
     line = f"orchestrate: error: {message}"
-    if log.uses_json():
-        import json  # noqa: PLC0415
-
-        record = {"level": "error", "event": "error", "message": line, "exit_code": exit_code}
-        print(json.dumps(record), file=sys.stderr)
-    else:
-        print(line, file=sys.stderr)
+    log.say("error", line, level="error", exit_code=exit_code)
 
 
 def _report(exc: HandledError) -> int:

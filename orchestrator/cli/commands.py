@@ -1,14 +1,20 @@
-"""`orchestrate build` and `orchestrate bake`."""
+"""`orchestrate build` and `orchestrate bake`.
+
+A real build first tries the plan it remembers (``remember``): then nothing of planning is
+imported, neither pydantic nor PyYAML nor the Dockerfile parser, and nothing is logged at
+the default level before Docker starts; the line that says what the build did comes after
+it (the mode and what the cache served).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from orchestrator import build as builds
-from orchestrator.cli.common import print_json, store
+from orchestrator import log as logs
+from orchestrator import paths
+from orchestrator.cli.common import print_json
 from orchestrator.log import get_logger
-from orchestrator.plan import render
 from orchestrator.plan.model import BuildOptions
 
 log = get_logger(__name__)
@@ -20,21 +26,43 @@ def _options(options: argparse.Namespace) -> BuildOptions:
 
 def build(options: argparse.Namespace) -> None:
     """Build the image a profile describes, through the proxy or with cache mounts."""
-    plan = builds.plan_for(
-        store(options), options.profile, _options(options), dry_run=options.dry_run
-    )
+    from orchestrator import execution  # noqa: PLC0415
+
     if options.dry_run:
-        builds.write_files(plan)
-        print_json(render.as_dict(plan)) if options.json else print(render.text(plan))
+        _dry_run(options)
         return
-    log.info("build", profile=plan.profile, mode=plan.mode, reason=plan.mode_reason)
-    builds.execute(plan)
-    log.info("built", profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
+    from orchestrator import remember  # noqa: PLC0415
+
+    directory = paths.profiles_dir(options.profiles_dir)
+    plan = remember.plan(directory, options.profile, _options(options))
+    log.debug("build", profile=plan.profile, mode=plan.mode, reason=plan.mode_reason)
+    execution.execute(plan)
+    logs.say(
+        "built",
+        f"orchestrate: built {plan.profile} ({plan.mode}: {plan.mode_reason})",
+        profile=plan.profile,
+        mode=plan.mode,
+        reason=plan.mode_reason,
+        tags=list(plan.tags),
+    )
+
+
+def _dry_run(options: argparse.Namespace) -> None:
+    from orchestrator import build as builds  # noqa: PLC0415
+    from orchestrator import execution  # noqa: PLC0415
+    from orchestrator.cli.common import store  # noqa: PLC0415
+    from orchestrator.plan import render  # noqa: PLC0415
+
+    plan = builds.plan_for(store(options), options.profile, _options(options), dry_run=True)
+    execution.write_files(plan)
+    print_json(render.as_dict(plan)) if options.json else print(render.text(plan))
 
 
 def bake(options: argparse.Namespace) -> None:
     """Run `docker buildx bake` with a profile's wiring applied to every selected target."""
     from orchestrator import bake as bakes  # noqa: PLC0415 - only bake needs it
+    from orchestrator.cli.common import store  # noqa: PLC0415
+    from orchestrator.plan import render  # noqa: PLC0415
 
     resolved = store(options).resolve(options.profile)
     files = [Path(f) for f in options.files or ["docker-bake.hcl"]]

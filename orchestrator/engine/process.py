@@ -41,7 +41,7 @@ def stream(
 
     ``interactive`` commands (a container with a TTY) keep stderr as it is, always.
     """
-    log.info("running", command=shlex.join(argv))
+    log.debug("running", command=shlex.join(argv))
     wrap = logs.uses_json() and not interactive
     try:
         child = subprocess.Popen(  # argv is built as data, never through a shell

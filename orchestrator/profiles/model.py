@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator import paths
+
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # moby daemon/names: two or more
 
@@ -138,7 +140,7 @@ def _nul_first(value: object) -> object:
 
 PathSetting = Annotated[Literal["auto", "off"] | HostPath, Switch, BeforeValidator(_nul_first)]
 
-DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+DEFAULT_CA_BUNDLE = paths.HOST_CA_BUNDLE
 PYPI_INDEXES = ("https://pypi.org/simple", "https://pypi.python.org/simple")
 
 

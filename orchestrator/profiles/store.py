@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from orchestrator import paths
 from orchestrator.errors import BadInput
 from orchestrator.inputs import read_text
 from orchestrator.profiles.model import (
@@ -69,8 +69,7 @@ class ProfileStore:
 
     @classmethod
     def from_option(cls, directory: Path | None) -> ProfileStore:
-        chosen = directory or Path(os.environ.get(PROFILES_DIR_ENV) or "profiles")
-        return cls(chosen)
+        return cls(paths.profiles_dir(directory))
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():

@@ -29,7 +29,7 @@ from orchestrator.log import get_logger
 from orchestrator.plan.facts import ProxyFacts
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.image import ensure_images
-from orchestrator.proxy.probe import Probe, identity, probe, wait_ready
+from orchestrator.proxy.probe import Probe, answers, probe, wait_ready
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -215,11 +215,9 @@ def answering(settings: ProxySettings) -> ProxyStatus | None:
     """The proxy, if it serves and says it runs with these settings (HTTP only)."""
     if settings.url or settings.bridge:
         return None  # an external proxy has no identity; the bridge gateway needs Docker
-    said = identity(settings.host_url, timeout=QUICK_TIMEOUT)
-    if said is None or said.get("digest") != wanted_spec(settings).digest:
-        return None
-    checked = probe(settings.host_url, settings.health_project, QUICK_TIMEOUT)
-    if not checked.ok:
+    digest = wanted_spec(settings).digest
+    checked = answers(settings.host_url, settings.health_project, digest, QUICK_TIMEOUT)
+    if checked is None:
         return None
     return ProxyStatus(
         state="running",

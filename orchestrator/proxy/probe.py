@@ -52,7 +52,7 @@ def probe(index_url: str, project: str, timeout: float = 2.0) -> Probe:
         return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
     took = time.monotonic() - started
     if status == 200 and content_type.startswith((*SIMPLE_TYPES, HTML_TYPE)):
-        return Probe(True, f"served {url} ({status}, {took * 1000:.0f} ms)", status, took)
+        return Probe(True, f"served {url} ({status})", status, took)
     if status == 404:
         why = f"{url} answered 404: no project '{project}' there (check the URL, health_project)"
         return Probe(False, why, status, took)
@@ -71,6 +71,15 @@ def identity(index_url: str, timeout: float) -> dict[str, str] | None:
     except (OSError, http.client.HTTPException, ValueError):
         return None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+
+
+def answers(index_url: str, project: str, digest: str, timeout: float) -> Probe | None:
+    """The proxy's probe, if its front says it runs with the settings of ``digest``."""
+    said = identity(index_url, timeout=timeout)
+    if said is None or said.get("digest") != digest:
+        return None
+    checked = probe(index_url, project, timeout)
+    return checked if checked.ok else None
 
 
 def upstream(index_url: str, timeout: float) -> Probe:

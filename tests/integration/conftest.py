@@ -22,7 +22,7 @@ import pytest
 from python_on_whales import docker
 
 from tests.support.index import write_simple_index
-from tests.support.upstream_container import Upstream, temporary_network
+from tests.support.upstream_container import Upstream, json_lines, temporary_network
 from tests.support.wheels import make_wheel
 
 PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-lib>=1.0",))]
@@ -166,6 +166,12 @@ class Workspace:
         if check:
             assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
         return result
+
+
+def built_mode(result: subprocess.CompletedProcess[str]) -> str:
+    """The mode a build says it used, read from its JSON event, not by substring."""
+    (built,) = [r for r in json_lines(result.stderr) if r.get("event") == "built"]
+    return str(built["mode"])
 
 
 def base_image() -> str:

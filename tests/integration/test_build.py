@@ -17,7 +17,7 @@ import pytest
 from python_on_whales import docker
 
 from orchestrator.plan.model import PROFILE_LABEL
-from tests.integration.conftest import TOP_PACKAGE, USER_HEADER, Workspace
+from tests.integration.conftest import TOP_PACKAGE, USER_HEADER, Workspace, built_mode
 
 REPORTING_DOCKERFILE = USER_HEADER + textwrap.dedent(f"""\
     RUN mkdir report && id -u > report/uid && id -un > report/user
@@ -102,7 +102,7 @@ def test_plain_build_leaves_a_labelled_image(workspace: Workspace) -> None:
         "plain", context, proxy="off", target="runtime", labels={"org.example.team": "infra"}
     )
     result = workspace.orchestrate("build", "plain")
-    assert '"mode": "off"' in result.stderr
+    assert built_mode(result) == "off"
     image = docker.image.inspect(tag)
     assert image.config.labels["org.example.team"] == "infra"
     assert image.config.labels[PROFILE_LABEL] == "plain"

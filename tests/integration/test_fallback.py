@@ -10,8 +10,8 @@ from typing import Any
 
 from python_on_whales import docker
 
-from tests.integration.conftest import PIP_DOCKERFILE, USER_HEADER, Workspace, free_port
-from tests.support.upstream_container import Upstream, json_lines
+from tests.integration.conftest import PIP_DOCKERFILE, USER_HEADER, Workspace, built_mode, free_port
+from tests.support.upstream_container import Upstream
 
 CHECK = "venv/bin/python -c 'import orch_demo_app, orch_demo_lib; print(\"ok\")'"
 # Every RUN step writes when it ran: a step whose stamp did not change did not run again.
@@ -53,7 +53,7 @@ def test_proxy_down_falls_back_and_fresh_rebuild_downloads_nothing(
     assert len(upstream.file_downloads()) == 2, "a new cache namespace starts empty"
     upstream.mark()
     result = workspace.orchestrate("build", "app", "--fresh")
-    assert '"mode": "cache-mount"' in result.stderr
+    assert built_mode(result) == "cache-mount"
     assert upstream.file_downloads() == [], "a --fresh rebuild must reuse the cache mount"
 
 
@@ -102,8 +102,7 @@ def test_switching_modes_reruns_no_run_step(
     stamps = []
     for flags in ((), ("--no-proxy",), ()):
         result = workspace.orchestrate("build", "app", *flags)
-        built = [r for r in json_lines(result.stderr) if r.get("event") == "built"]
-        modes.append(built[0]["mode"])
+        modes.append(built_mode(result))
         stamps.append(docker.run(tag, ["sh", "-c", STAMPS], remove=True).split())
         assert docker.run(tag, ["sh", "-c", CHECK], remove=True).strip() == "ok"
     assert modes == ["proxy", "cache-mount", "proxy"]

@@ -12,7 +12,13 @@ from python_on_whales import docker
 
 from orchestrator.proxy.probe import SIMPLE_ACCEPT, probe
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL, ROLE_LABEL
-from tests.integration.conftest import PIP_DOCKERFILE, TOP_PACKAGE, Workspace, remove_proxy
+from tests.integration.conftest import (
+    PIP_DOCKERFILE,
+    TOP_PACKAGE,
+    Workspace,
+    built_mode,
+    remove_proxy,
+)
 from tests.support.upstream_container import Upstream, json_lines
 
 
@@ -75,7 +81,7 @@ def test_cache_survives_second_install_restart_and_recreation(
             assert not docker.container.exists(proxy["name"])
         upstream.mark()
         result = workspace.orchestrate("build", "app", "--fresh")
-        assert '"mode": "proxy"' in result.stderr, result.stderr
+        assert built_mode(result) == "proxy", result.stderr
         assert upstream.file_downloads() == [], f"files fetched again after {action}"
 
 
@@ -200,7 +206,7 @@ def test_a_build_never_replaces_a_proxy_another_profile_set_up(
     dry = workspace.orchestrate("build", "other", "--dry-run", "--json")
     assert json.loads(dry.stdout)["mode"] == "cache-mount", "a dry run predicts the fallback"
     result = workspace.orchestrate("build", "other")
-    assert '"mode": "cache-mount"' in result.stderr
+    assert built_mode(result) == "cache-mount"
     assert "runs with the settings of profile 'app'" in result.stderr
     assert docker.container.inspect(proxy["name"]).id == before
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import build, host
+from orchestrator import build, execution, host
 from orchestrator.dockerfile import parse_text
 from orchestrator.errors import BadInput
 from orchestrator.profiles import ProfileStore
@@ -35,11 +35,11 @@ def test_ssh_without_an_agent_is_reported_before_anything_is_created(
 
 def test_write_file_is_atomic_readable_and_leaves_unchanged_files_alone(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "Dockerfile"
-    build.write_file(path, "FROM x\n")
+    execution.write_file(path, "FROM x\n")
     assert path.read_text() == "FROM x\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     before = path.stat().st_mtime_ns
-    build.write_file(path, "FROM x\n")
+    execution.write_file(path, "FROM x\n")
     assert path.stat().st_mtime_ns == before
     assert list(path.parent.iterdir()) == [path], "no temporary file left behind"
 
@@ -52,14 +52,14 @@ def test_context_files_are_the_locks_uv_steps_read(tmp_path: Path) -> None:
         "RUN --mount=type=bind,source=uv.lock,target=uv.lock uv sync --locked\n"
     )
     parsed = parse_text(tmp_path / "Dockerfile", text)
-    assert host.context_files(parsed, tmp_path) == {"uv.lock": "version = 1\n"}
+    assert host.read_context_files(parsed, tmp_path) == {"uv.lock": "version = 1\n"}
 
 
 def test_a_missing_lock_is_no_fact(tmp_path: Path) -> None:
     parsed = parse_text(
         tmp_path / "Dockerfile", "FROM python\nCOPY uv.lock /\nRUN uv sync --frozen\n"
     )
-    assert host.context_files(parsed, tmp_path) == {}
+    assert host.read_context_files(parsed, tmp_path) == {}
 
 
 def test_gathered_facts_are_this_process_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,52 @@
+"""Carrying out a plan exactly as made: write its files, run its command, judge the end.
+
+Kept apart from planning so that a build whose plan was remembered (``remember``) imports
+nothing of planning's: no pydantic, no YAML, no Dockerfile parser.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from orchestrator.engine import process
+from orchestrator.errors import BuildFailed
+from orchestrator.log import get_logger
+from orchestrator.plan.model import BuildPlan
+
+log = get_logger(__name__)
+
+
+def write_files(plan: BuildPlan) -> None:
+    """Write the rendered Dockerfile and the lock copies where the plan says; they stay
+    there to be read."""
+    if plan.rendered_path is not None and plan.rendered_text is not None:
+        write_file(plan.rendered_path, plan.rendered_text)
+    for path, text in plan.files.items():
+        write_file(path, text)
+
+
+def execute(plan: BuildPlan) -> None:
+    """Write the rendered files and run the build exactly as planned."""
+    write_files(plan)
+    for argv in plan.prepare:
+        log.warning("builder must be prepared", command=" ".join(argv))
+    code = process.stream(plan.argv, env=plan.secret_env)
+    if code != 0:
+        raise BuildFailed(
+            f"the build of profile '{plan.profile}' failed (docker exited with {code}); "
+            "its output above says why",
+            detail=plan.command_line,
+        )
+
+
+def write_file(path: Path, text: str) -> None:
+    """Atomically, readable by the user and group; unchanged files are not rewritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+    temporary.replace(path)

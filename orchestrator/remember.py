@@ -1,0 +1,110 @@
+"""A repeated build: the remembered plan when nothing it depends on changed, else a new one.
+
+The facts are gathered again on every build, the cheap way (the builder's from their own
+cache, the proxy's by asking its front, the host's from this process), and compared by
+value with those the plan was made with (plan/cache.py). Only a managed proxy's plan, or
+one without a proxy, is remembered: an external proxy has no digest to check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator import builder, paths
+from orchestrator.host import gather_facts
+from orchestrator.log import get_logger
+from orchestrator.plan.cache import Entry, ProxyKey, entry_path, facts_key, load, save
+from orchestrator.plan.facts import ProxyFacts
+from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
+from orchestrator.proxy import probe
+
+if TYPE_CHECKING:
+    from orchestrator.build import Planned
+
+log = get_logger(__name__)
+QUICK_TIMEOUT = 0.8
+UPSTREAM_TIMEOUT = 0.8
+
+
+def plan(profiles_dir: Path, name: str, options: BuildOptions) -> BuildPlan:
+    """The plan of a real build: remembered if it still holds, else made and remembered."""
+    path = entry_path(profiles_dir, name, options)
+    entry = load(path)
+    if entry is not None:
+        found = _still_holds(entry, options)
+        if found is not None:
+            log.debug("plan remembered", entry=str(path))
+            return found
+    from orchestrator.build import planned  # noqa: PLC0415 - pydantic and more: slow path only
+    from orchestrator.profiles import ProfileStore  # noqa: PLC0415
+
+    made = planned(ProfileStore(profiles_dir), name, options, dry_run=False)
+    _keep(path, made, options)
+    return made.plan
+
+
+def _still_holds(entry: Entry, options: BuildOptions) -> BuildPlan | None:
+    proxy = _proxy(entry.proxy)
+    if entry.proxy is not None and proxy is None:
+        return None  # the proxy does not answer as it did: find or make it the slow way
+    files = {}
+    for relative, absolute in entry.context_files.items():
+        try:
+            files[relative] = Path(absolute).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+    facts = gather_facts(
+        builder=builder.detect(entry.builder),
+        proxy=proxy,
+        render_dir=paths.rendered_dir(),
+        context_files=files,
+    )
+    if facts_key(facts, options) != entry.facts:
+        return None
+    return _with_fresh_token(entry.plan, facts.fresh_token) if options.fresh else entry.plan
+
+
+def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
+    if key is None:
+        return None
+    checked = probe.answers(key.host_url, key.health_project, key.digest, QUICK_TIMEOUT)
+    if checked is None:
+        return None
+    upstream = probe.upstream_remembered(key.index, UPSTREAM_TIMEOUT)
+    return ProxyFacts(
+        healthy=True, reason=checked.reason, offline=None if upstream.ok else upstream.reason
+    )
+
+
+def _with_fresh_token(plan: BuildPlan, token: str) -> BuildPlan:
+    """The same plan with this build's --fresh token, which no cache may keep."""
+    prefix = f"{FRESH_ARG}="
+    argv = tuple(f"{prefix}{token}" if a.startswith(prefix) else a for a in plan.argv)
+    return replace(plan, argv=argv, build_args={**plan.build_args, FRESH_ARG: token})
+
+
+def _keep(path: Path, made: Planned, options: BuildOptions) -> None:
+    settings = made.resolved.profile.proxy
+    asked = settings.mode != "off" and not options.no_proxy
+    if asked and (settings.url or made.facts.proxy is None or not made.facts.proxy.healthy):
+        return  # an external proxy, or one that did not serve: nothing to check it by
+    key = None
+    if asked:
+        from orchestrator.proxy.lifecycle import wanted_spec  # noqa: PLC0415
+
+        digest = wanted_spec(settings).digest
+        key = ProxyKey(settings.host_url, settings.health_project, settings.index, digest)
+    context = made.resolved.profile.context
+    context_files = {rel: str(context / rel) for rel in made.facts.context_files}
+    entry = Entry(
+        plan=made.plan,
+        facts=facts_key(made.facts, options),
+        builder=made.resolved.profile.builder,
+        proxy=key,
+        context_files=context_files,
+    )
+    inputs = [*made.resolved.sources, made.resolved.profile.dockerfile_path]
+    inputs += [Path(p) for p in context_files.values()]
+    save(path, entry, inputs)
