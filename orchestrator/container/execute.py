@@ -66,7 +66,11 @@ def run(plan: RunPlan) -> int:
     prepare(plan.wiring)
     with _sigterm_as_interrupt(), _secret_files(plan):
         try:
-            return process.stream(plan.argv, on_interrupt=lambda: stop(plan.name, plan.remove))
+            return process.stream(
+                plan.argv,
+                env=plan.process_env,
+                on_interrupt=lambda: stop(plan.name, plan.remove),
+            )
         except Terminated:
             raise HandledError(
                 f"terminated (SIGTERM); container {plan.name} was stopped",

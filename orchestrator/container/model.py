@@ -122,6 +122,8 @@ class RunPlan:
     secret_dir: Path | None = None  # private directory of the copies, made and removed
     remove: bool = True
     decisions: tuple[Decision, ...] = ()  # the run's own, after the wiring's
+    # Variables given to the docker client alone (credentials): the argv names them only.
+    process_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def command_line(self) -> str:

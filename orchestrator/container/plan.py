@@ -20,6 +20,7 @@ from orchestrator.container.wiring import docker_args, plan_wiring
 from orchestrator.errors import BadInput
 from orchestrator.plan.model import Decision
 from orchestrator.profiles import ResolvedProfile
+from orchestrator.urls import redact
 
 # Options orchestrate sets itself and stops the container by: passing them again breaks that.
 RESERVED_OPTIONS = ("--name", "--detach", "-d")
@@ -59,7 +60,8 @@ def plan_run(resolved: ResolvedProfile, facts: RunFacts, options: RunOptions) ->
     head += _terminal(facts, decisions)
     for key, value in wiring.labels.items():
         head += ["--label", f"{key}={value}"]
-    head += docker_args(wiring)
+    hidden = {k: v for k, v in wiring.env.items() if redact(v) != v}  # credentials in URLs
+    head += docker_args(wiring, by_name=frozenset(hidden))
     copies = _copies(wiring, facts, decisions)
     for copy in copies:
         mount = Mount("bind", str(copy.path), copy.secret.target)
@@ -75,6 +77,7 @@ def plan_run(resolved: ResolvedProfile, facts: RunFacts, options: RunOptions) ->
         secret_dir=facts.secret_dir if copies else None,
         remove=not options.keep,
         decisions=tuple(decisions),
+        process_env=hidden,
     )
 
 

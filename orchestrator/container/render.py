@@ -51,7 +51,8 @@ def run_text(plan: RunPlan) -> str:
             "secrets (private copies, removed after the run):",
             *(f"  {c.secret.target} <- {c.secret.origin}" for c in plan.copies),
         ]
-    lines += ["command:", f"  {redact(plan.command_line)}"]
+    given = "".join(f"{name}=... " for name in plan.process_env)
+    lines += ["command:", f"  {given}{redact(plan.command_line)}"]
     return "\n".join(lines)
 
 
@@ -64,6 +65,7 @@ def run_dict(plan: RunPlan) -> dict[str, Any]:
         "command": list(plan.command),
         "decisions": [asdict(d) for d in plan.all_decisions],
         "argv": [redact(word) for word in plan.argv],
+        "process_env": sorted(plan.process_env),
         "command_line": redact(plan.command_line),
     }
 

@@ -88,15 +88,19 @@ def plan_wiring(
     )
 
 
-def docker_args(wiring: Wiring) -> list[str]:
-    """The wiring as `docker run` options (secrets excepted: each caller has its own way)."""
+def docker_args(wiring: Wiring, *, by_name: frozenset[str] = frozenset()) -> list[str]:
+    """The wiring as `docker run` options (secrets excepted: each caller has its own way).
+
+    Variables in ``by_name`` are passed as ``--env NAME``: docker takes the value from its
+    own environment, so it is not in the command line that `ps` shows every local user.
+    """
     args: list[str] = []
     if wiring.network:
         args += ["--network", wiring.network]
     if wiring.user:
         args += ["--user", wiring.user]
     for key, value in wiring.env.items():
-        args += ["--env", f"{key}={value}"]
+        args += ["--env", key if key in by_name else f"{key}={value}"]
     for mount in wiring.mounts:
         args += ["--mount", mount.option()]
     return args

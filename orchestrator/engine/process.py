@@ -26,6 +26,7 @@ from typing import IO
 
 from orchestrator import log as logs
 from orchestrator.errors import EngineUnavailable
+from orchestrator.urls import redact
 
 log = logs.get_logger(__name__)
 STOP_GRACE = 10.0  # seconds a command gets to stop after Ctrl-C before it is killed
@@ -44,7 +45,7 @@ def stream(
     ``on_interrupt`` runs first on Ctrl-C: what the command started may outlive it (a
     container outlives its `docker run` client), so the caller stops that by its name.
     """
-    log.info("running", command=shlex.join(argv))
+    log.info("running", command=redact(shlex.join(argv)))
     wrap = logs.uses_json() and not interactive
     try:
         child = subprocess.Popen(  # argv is built as data, never through a shell

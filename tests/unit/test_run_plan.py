@@ -142,7 +142,10 @@ def test_an_external_proxy_is_used_as_given(make_run: MakeRun) -> None:
 
 def test_credentials_in_the_index_are_hidden_from_the_printed_plan(make_run: MakeRun) -> None:
     plan = make_run(f"proxy: {{url: 'http://u:{PASSWORD}@cache.internal/simple/'}}")
-    assert PASSWORD in env_of(plan)["PIP_INDEX_URL"], "the container needs it"
+    assert PASSWORD in plan.process_env["PIP_INDEX_URL"], "the container needs it"
+    assert "PIP_INDEX_URL" in values(plan.argv, "--env"), "docker takes it from its environment"
+    assert PASSWORD not in " ".join(plan.argv), "ps shows every local user the command line"
+    assert "PIP_INDEX_URL=... " in render.run_text(plan)
     assert PASSWORD not in render.run_text(plan)
     assert PASSWORD not in json.dumps(render.run_dict(plan))
 
