@@ -69,6 +69,7 @@ def run(plan: RunPlan) -> int:
             return process.stream(
                 plan.argv,
                 env=plan.process_env,
+                interactive=plan.attached,
                 on_interrupt=lambda: stop(plan.name, plan.remove),
             )
         except Terminated:

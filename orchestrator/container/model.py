@@ -121,6 +121,7 @@ class RunPlan:
     copies: tuple[SecretCopy, ...] = ()
     secret_dir: Path | None = None  # private directory of the copies, made and removed
     remove: bool = True
+    attached: bool = False  # a terminal on stdin: the command's stderr is left as it is
     decisions: tuple[Decision, ...] = ()  # the run's own, after the wiring's
     # Variables given to the docker client alone (credentials): the argv names them only.
     process_env: Mapping[str, str] = field(default_factory=dict)

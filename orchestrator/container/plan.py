@@ -76,6 +76,7 @@ def plan_run(resolved: ResolvedProfile, facts: RunFacts, options: RunOptions) ->
         copies=copies,
         secret_dir=facts.secret_dir if copies else None,
         remove=not options.keep,
+        attached=facts.terminal.stdin_tty,
         decisions=tuple(decisions),
         process_env=hidden,
     )
@@ -104,6 +105,8 @@ def _terminal(facts: RunFacts, decisions: list[Decision]) -> list[str]:
         reason = "stdin is a pipe or a file, not passed on unless --docker-opt=--interactive"
     else:
         reason = "no terminal"
+    if not flags:
+        reason += "; with JSON logs the command's stderr lines become JSON events"
     decisions.append(Decision("terminal", " ".join(flags) or "none", reason))
     return flags
 
