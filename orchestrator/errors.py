@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     PROXY_UNAVAILABLE = 5
     CONFLICT = 6
     INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+    TERMINATED = 143  # 128 + SIGTERM: `orchestrate run` was told to stop and stopped its container
     BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away, as `ls | head -1` ends
 
 

@@ -19,6 +19,24 @@ if TYPE_CHECKING:
 
 
 class _Parser(argparse.ArgumentParser):
+    # The positional that takes every word after the first `--` as it is (`orchestrate run`):
+    # argparse alone lets options after the profile swallow the `--` (python/cpython#53580).
+    after_dashes: str | None = None
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        if self.after_dashes is None or "--" not in words:
+            return super().parse_known_args(words, namespace)
+        cut = words.index("--")
+        parsed, extras = super().parse_known_args(words[:cut], namespace)
+        before = getattr(parsed, self.after_dashes) or []
+        if before:
+            self.error(f"give the command either before or after '--', not both: {before[0]!r}")
+        setattr(parsed, self.after_dashes, words[cut + 1 :])
+        return parsed, extras
+
     def error(self, message: str) -> NoReturn:
         from orchestrator.cli import print_error  # noqa: PLC0415 - the entry point's printer
 
@@ -47,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _build(commands)
     _bake(commands)
+    _run(commands)
+    _env(commands)
     _profiles(commands)
     _proxy(commands)
     return parser
@@ -110,6 +130,73 @@ def _bake(commands: Commands) -> None:
     )
     _build_options(command)
     _json(command)
+
+
+def _run(commands: Commands) -> None:
+    command = _command(
+        commands,
+        "run",
+        "run.run",
+        "Run a command in a container of the profile's image, wired as its builds are.",
+    )
+    assert isinstance(command, _Parser)
+    command.after_dashes = "command"
+    command.add_argument("profile", metavar="PROFILE", help="name of the profile")
+    command.add_argument(
+        "command", metavar="COMMAND", nargs="*", help="after --: the command and its arguments"
+    )
+    _image(command)
+    command.add_argument(
+        "--no-proxy", action="store_true", help="skip the proxy: use the cache volume"
+    )
+    command.add_argument(
+        "--docker-opt",
+        dest="docker_opts",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="more `docker run` options, split as a shell would (repeatable): "
+        "--docker-opt=--memory=1g, --docker-opt '-e NAME=value'",
+    )
+    command.add_argument(
+        "--keep", action="store_true", help="keep the container when it exits (no --rm)"
+    )
+    command.add_argument(
+        "--dry-run", action="store_true", help="print the plan and the docker command; run nothing"
+    )
+    _json(command)
+
+
+def _env(commands: Commands) -> None:
+    command = _command(
+        commands,
+        "env",
+        "run.env",
+        "Print a profile's container wiring for tools that start containers themselves.",
+    )
+    command.add_argument("profile", metavar="PROFILE", help="name of the profile")
+    command.add_argument(
+        "--format",
+        choices=("shell", "json", "docker", "compose"),
+        default="shell",
+        help="export lines, everything as JSON, `docker run` options, or a compose override",
+    )
+    command.add_argument(
+        "--service",
+        dest="services",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="compose services to wire (repeatable) [every service of ./compose.yaml]",
+    )
+    _image(command)
+    command.add_argument(
+        "--no-proxy", action="store_true", help="skip the proxy: use the cache volume"
+    )
+
+
+def _image(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--image", help="image to run [the profile's first tag]")
 
 
 def _profiles(commands: Commands) -> None:

@@ -21,11 +21,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from orchestrator import log as logs
 from orchestrator.errors import EngineUnavailable
+from orchestrator.urls import redact
 
 log = logs.get_logger(__name__)
 STOP_GRACE = 10.0  # seconds a command gets to stop after Ctrl-C before it is killed
@@ -36,12 +37,15 @@ def stream(
     *,
     env: Mapping[str, str] | None = None,
     interactive: bool = False,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> int:
     """Run ``argv`` attached to our terminal and return its exit code.
 
     ``interactive`` commands (a container with a TTY) keep stderr as it is, always.
+    ``on_interrupt`` runs first on Ctrl-C: what the command started may outlive it (a
+    container outlives its `docker run` client), so the caller stops that by its name.
     """
-    log.debug("running", command=shlex.join(argv))
+    log.debug("running", command=redact(shlex.join(argv)))
     wrap = logs.uses_json() and not interactive
     try:
         child = subprocess.Popen(  # argv is built as data, never through a shell
@@ -55,7 +59,7 @@ def stream(
     if wrap and child.stderr is not None:
         carrier = threading.Thread(target=_carry, args=(child.stderr, argv[0]), daemon=True)
         carrier.start()
-    code = wait(child)
+    code = wait(child, on_interrupt)
     if carrier is not None:
         carrier.join(timeout=STOP_GRACE)
     return code
@@ -70,11 +74,13 @@ def _carry(pipe: IO[bytes], program: str) -> None:
         sys.stderr.flush()
 
 
-def wait(child: subprocess.Popen[bytes]) -> int:
+def wait(child: subprocess.Popen[bytes], on_interrupt: Callable[[], None] | None = None) -> int:
     """The child's exit code; on Ctrl-C it gets the signal too and time to stop."""
     try:
         return child.wait()
     except KeyboardInterrupt:
+        if on_interrupt is not None:
+            on_interrupt()
         stop(child)
         raise
 

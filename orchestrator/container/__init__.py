@@ -1,0 +1,1 @@
+"""Containers wired as builds are: `orchestrate run` and `orchestrate env`."""
