@@ -18,9 +18,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -81,6 +79,8 @@ def _probe(builder: str | None) -> BuilderFacts:
         ) from None
     buildx = version_tuple(str(engine.call("read the buildx version", docker.buildx.version)))
     nodes = list(found.nodes or [])
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - detection only
+
     with ThreadPoolExecutor(max_workers=len(PROBES) + 1) as pool:
         frontend = {name: pool.submit(_accepts, text, builder) for name, text in PROBES.items()}
         bake_network = pool.submit(_bake_knows_network)
@@ -99,6 +99,8 @@ def _probe(builder: str | None) -> BuilderFacts:
 
 def _accepts(dockerfile: str, builder: str | None) -> bool:
     """Whether the builder's frontend builds this probe file."""
+    import tempfile  # noqa: PLC0415
+
     from python_on_whales.exceptions import DockerException  # noqa: PLC0415
 
     docker = engine.client()
@@ -121,6 +123,8 @@ def _accepts(dockerfile: str, builder: str | None) -> bool:
 
 def _bake_knows_network() -> bool:
     """Whether bake accepts a target's `network` attribute (it prints, builds nothing)."""
+    import tempfile  # noqa: PLC0415
+
     from python_on_whales.exceptions import DockerException  # noqa: PLC0415
 
     docker = engine.client()

@@ -9,7 +9,6 @@ world-writable directory (``ORCHESTRATE_LOCK_DIR``, default ``/run/lock/orchestr
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 LOCK_DIR_ENV = "ORCHESTRATE_LOCK_DIR"
@@ -43,6 +42,8 @@ def shared_lock_dir() -> Path:
     chosen = os.environ.get(LOCK_DIR_ENV)
     if chosen:
         return Path(chosen)
+    import tempfile  # noqa: PLC0415 - only where /run/lock is missing
+
     run_lock = Path("/run/lock")
     base = run_lock if run_lock.is_dir() else Path(tempfile.gettempdir())
     return base / "orchestrator"

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from orchestrator import builder, paths
 from orchestrator.host import gather_facts
 from orchestrator.log import get_logger
-from orchestrator.plan.cache import Entry, ProxyKey, entry_path, facts_key, load, save
+from orchestrator.plan.cache import (
+    Entry,
+    ProxyKey,
+    differences,
+    entry_path,
+    facts_key,
+    load,
+    save,
+)
 from orchestrator.plan.facts import ProxyFacts
 from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
 from orchestrator.proxy import probe
@@ -61,7 +69,9 @@ def _still_holds(entry: Entry, options: BuildOptions) -> BuildPlan | None:
         render_dir=paths.rendered_dir(),
         context_files=files,
     )
-    if facts_key(facts, options) != entry.facts:
+    now = facts_key(facts, options)
+    if now != entry.facts:
+        log.debug("plan made again", changed=differences(entry.facts, now))
         return None
     return _with_fresh_token(entry.plan, facts.fresh_token) if options.fresh else entry.plan
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import ipaddress
 import re
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -36,6 +34,8 @@ def split_credentials(url: str) -> tuple[str, dict[str, str]]:
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None:
         netloc += f":{parts.port}"
+    import base64  # noqa: PLC0415 - rare, and every build imports this module
+
     bare = urlunsplit(parts._replace(netloc=netloc))
     pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
     return bare, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
@@ -45,6 +45,8 @@ def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
+    import ipaddress  # noqa: PLC0415 - planning only
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from orchestrator.errors import ExitCode, HandledError
@@ -81,6 +80,8 @@ def _report(exc: HandledError) -> int:
 
     line = f"orchestrate: error: {redact(exc.message)}"
     if _session.verbose:
+        import traceback  # noqa: PLC0415
+
         trace = "".join(traceback.format_exception(exc))
         log.get_logger("orchestrator.cli").debug(
             "handled error", detail=redact(exc.detail), traceback=redact(trace)

@@ -42,7 +42,7 @@ class Entry:
     """A remembered plan and what it was made from."""
 
     plan: BuildPlan
-    facts: str  # facts_key of the facts it was planned with
+    facts: dict[str, Any]  # facts_key of the facts it was planned with
     builder: str | None  # the profile's builder name
     proxy: ProxyKey | None  # None: the plan did not ask for the proxy
     context_files: dict[str, str]  # relative path -> absolute path, read as facts
@@ -64,12 +64,19 @@ def digest_files(files: list[str]) -> dict[str, str]:
     return found
 
 
-def facts_key(facts: HostFacts, options: BuildOptions) -> str:
+def facts_key(facts: HostFacts, options: BuildOptions) -> dict[str, Any]:
     """The facts a plan depends on, by value; the --fresh token is not one of them."""
     data = asdict(facts)
     data["fresh_token"] = ""
-    blob = json.dumps([data, asdict(options)], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    data["env_names"] = sorted(data["env_names"])
+    data["options"] = asdict(options)
+    loaded: dict[str, Any] = json.loads(json.dumps(data, sort_keys=True, default=str))
+    return loaded
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Which facts changed, for the debug log that says why a plan was made again."""
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
 def entry_path(profiles_dir: Path, name: str, options: BuildOptions) -> Path:
@@ -113,7 +120,7 @@ def load(path: Path) -> Entry | None:
         proxy = data["proxy"]
         return Entry(
             plan=plan_from_dict(data["plan"]),
-            facts=str(data["facts"]),
+            facts=dict(data["facts"]),
             builder=data["builder"],
             proxy=ProxyKey(**proxy) if proxy else None,
             context_files=dict(data["context_files"]),

@@ -2,14 +2,12 @@
 
 A port that accepts connections proves nothing (a hung proxy accepts them), and neither
 does a 404 (a mistyped path answers one), so the probe asks for one project's page, as
-pip would, and counts a 200 with a simple-API body type. http.client rather than
-urllib.request: the probe runs on every build and the lighter import is part of
-orchestrator's overhead budget.
+pip would, and counts a 200 with a simple-API body type. The probe runs on every build, so
+what it imports is part of orchestrator's overhead budget (see ``_request``).
 """
 
 from __future__ import annotations
 
-import http.client
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -48,7 +46,7 @@ def probe(index_url: str, project: str, timeout: float = 2.0) -> Probe:
         status, content_type = _get(url, {"Accept": SIMPLE_ACCEPT, **auth}, timeout)
     except TimeoutError:
         return Probe(False, f"{url} did not answer in {timeout:g} s", None, timeout, True)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+    except (OSError, ValueError, IndexError) as exc:
         return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
     took = time.monotonic() - started
     if status == 200 and content_type.startswith((*SIMPLE_TYPES, HTML_TYPE)):
@@ -68,7 +66,7 @@ def identity(index_url: str, timeout: float) -> dict[str, str] | None:
     try:
         status, _, body = _request("GET", url, {}, timeout)
         data = json.loads(body) if status == 200 else None
-    except (OSError, http.client.HTTPException, ValueError):
+    except (OSError, ValueError, IndexError):
         return None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
@@ -90,7 +88,7 @@ def upstream(index_url: str, timeout: float) -> Probe:
         status, _, _ = _request("HEAD", bare, auth, timeout)
     except TimeoutError:
         return Probe(False, f"{redact(bare)} did not answer in {timeout:g} s", None, timeout, True)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+    except (OSError, ValueError, IndexError) as exc:
         return Probe(False, f"{redact(bare)} unreachable: {exc}", None, time.monotonic() - started)
     took = time.monotonic() - started
     if status >= 500:
@@ -106,17 +104,68 @@ def _get(url: str, headers: dict[str, str], timeout: float) -> tuple[int, str]:
 def _request(
     method: str, url: str, headers: dict[str, str], timeout: float
 ) -> tuple[int, str, bytes]:
+    """One request; plain http over a socket, https through http.client.
+
+    Every build probes the proxy over plain http on loopback, and http.client (with the
+    email package it parses headers with) costs a fifth of orchestrator's overhead budget
+    to import; a proxy behind https is rare enough to pay for it.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url}")
-    connection_type = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
     port = parts.port or (443 if parts.scheme == "https" else 80)  # an IPv6 host has colons
-    connection = connection_type(parts.hostname, port, timeout=timeout)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        return _https(method, parts.hostname, port, path=path, headers=headers, timeout=timeout)
+    return _http(method, parts.hostname, port, path=path, headers=headers, timeout=timeout)
+
+
+def _http(
+    method: str, host: str, port: int, *, path: str, headers: dict[str, str], timeout: float
+) -> tuple[int, str, bytes]:
+    import socket  # noqa: PLC0415
+
+    name = f"[{host}]" if ":" in host else host
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {name}:{port}", "Connection: close"]
+    lines += [f"{key}: {value}" for key, value in headers.items()]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as connection:
+        connection.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received or not _complete(received, method):
+            connection.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(":", 1) for line in header_lines if ":" in line)
+    found = {key.strip().lower(): value.strip() for key, value in fields.items()}
+    return int(status_line.split()[1]), found.get("content-type", ""), body
+
+
+def _complete(received: bytes, method: str) -> bool:
+    """Whether the whole response is in: its head, and the body its Content-Length names."""
+    head, _, body = received.partition(b"\r\n\r\n")
+    if method == "HEAD":
+        return True
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "content-length" and value.strip().isdigit():
+            return len(body) >= int(value.strip())
+    return False  # no length: read until the server closes (Connection: close)
+
+
+def _https(
+    method: str, host: str, port: int, *, path: str, headers: dict[str, str], timeout: float
+) -> tuple[int, str, bytes]:
+    import http.client  # noqa: PLC0415
+
+    connection = http.client.HTTPSConnection(host, port, timeout=timeout)
     try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request(method, path or "/", headers=headers)
+        connection.request(method, path, headers=headers)
         response = connection.getresponse()
         body = response.read()
         return response.status, response.getheader("Content-Type", "") or "", body
