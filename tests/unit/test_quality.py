@@ -1,4 +1,4 @@
-"""ruff and mypy in strict mode are part of the suite, so CI enforces them."""
+"""ruff (check and format) and mypy in strict mode are part of the suite, so CI enforces them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_is_clean() -> None:
     result = run_tool("ruff", "check", "orchestrator", "tests", "bench")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean() -> None:
+    result = run_tool("ruff", "format", "--check", "orchestrator", "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
