@@ -45,7 +45,7 @@ def probe(index_url: str, project: str, timeout: float = 2.0) -> Probe:
     try:
         status, content_type = _get(url, {"Accept": SIMPLE_ACCEPT, **auth}, timeout)
     except TimeoutError:
-        return Probe(False, f"{url} did not answer in {timeout:g} s", None, timeout, True)
+        return Probe(False, f"{url} did not answer in {timeout:.1f} s", None, timeout, True)
     except (OSError, ValueError, IndexError) as exc:
         return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
     took = time.monotonic() - started
@@ -87,7 +87,9 @@ def upstream(index_url: str, timeout: float) -> Probe:
     try:
         status, _, _ = _request("HEAD", bare, auth, timeout)
     except TimeoutError:
-        return Probe(False, f"{redact(bare)} did not answer in {timeout:g} s", None, timeout, True)
+        return Probe(
+            False, f"{redact(bare)} did not answer in {timeout:.1f} s", None, timeout, True
+        )
     except (OSError, ValueError, IndexError) as exc:
         return Probe(False, f"{redact(bare)} unreachable: {exc}", None, time.monotonic() - started)
     took = time.monotonic() - started
