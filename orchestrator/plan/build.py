@@ -27,7 +27,7 @@ from orchestrator.plan.model import (
     BuildOptions,
     BuildPlan,
 )
-from orchestrator.plan.settings import installer_settings
+from orchestrator.plan.settings import cache_settings, installer_settings
 from orchestrator.plan.wiring import plan_rendering
 from orchestrator.profiles import BuildUser, ResolvedProfile
 from orchestrator.urls import is_loopback, redact
@@ -292,6 +292,7 @@ def _plan_index(draft: Draft) -> None:
         return
     draft.index_url = settings.index
     if settings.index_is_pypi:
+        draft.env.update(cache_settings())
         draft.decide(
             "package index", "installers' own", "the upstream is PyPI, the installers' default"
         )

@@ -31,18 +31,26 @@ def installer_settings(
     env = {
         "PIP_INDEX_URL": url,
         "UV_DEFAULT_INDEX": url,
+        # poetry follows a PyPI mirror only through poetry-plugin-pypi-mirror; without the
+        # plugin in poetry's environment it goes to PyPI, as it would with plain docker.
+        "POETRY_PYPI_MIRROR_URL": url,
         "PIP_DEFAULT_TIMEOUT": str(int(timeout)),
         "UV_HTTP_TIMEOUT": str(int(timeout)),
-        "UV_LINK_MODE": "copy",  # caches live on a mount, another file system (uv's guide)
+        **cache_settings(),
     }
     if parts.scheme == "http":
         env["PIP_TRUSTED_HOST"] = trusted_host(url)
     if proxy:
-        # pip config files could add an extra-index-url, and pip gives indexes no
-        # priority; poetry follows a PyPI mirror only through poetry-plugin-pypi-mirror.
+        # pip config files could add an extra-index-url, and pip gives indexes no priority.
         env["PIP_CONFIG_FILE"] = "/dev/null"
-        env["POETRY_PYPI_MIRROR_URL"] = url
     return env
+
+
+def cache_settings() -> dict[str, str]:
+    """What every mode sets, the fallback to PyPI included: caches live on cache mounts,
+    another file system, so uv copies from them rather than failing to hardlink (uv's
+    Docker guide); a symlink into a cache mount would dangle in the image."""
+    return {"UV_LINK_MODE": "copy"}
 
 
 def trusted_host(url: str) -> str:

@@ -41,23 +41,39 @@ INDEX_VARIABLES = frozenset(
 
 @dataclass(frozen=True)
 class Cache:
-    """One installer's cache: the variable that moves it, and how parallel builds share it.
+    """One installer's cache: where it is, what moves it, how parallel builds share it.
 
     pip before 23.3.1 could corrupt a shared cache (pypa/pip#12361), and Debian 12 ships
-    23.0.1, so pip's is locked; uv locks its own cache (<cache>/.lock), so it is shared.
+    23.0.1, so pip's is locked. uv locks its own cache (<cache>/.lock, entry locks), so
+    its is shared: 4 parallel fallback builds whose uv steps overlap all succeed, every
+    file intact, each fetched once (tests/integration/test_installers.py, uv 0.13.9),
+    and no build waits for another's uv step as it would on a locked mount.
+    Poetry keeps its virtualenvs in its cache directory by default, so only the
+    ``artifacts`` directory under it (the downloaded files) is mounted, where poetry
+    finds it: a venv on a cache mount would be missing from the image.
     """
 
     tool: str
-    variable: str
-    home: str  # where the tool puts it by default, under the user's home
+    variable: str  # the variable that names the installer's cache directory
+    leaf: str  # its directory under $XDG_CACHE_HOME (by default ~/.cache)
     sharing: str
     markers: tuple[str, ...] = field(default=())
+    subdirectory: str = ""  # mount only this part of the cache directory
+    movable: bool = True  # shell-form steps may point the variable at our mount
 
 
 CACHES = (
-    Cache("pip", "PIP_CACHE_DIR", ".cache/pip", "locked", ("pip",)),
-    Cache("uv", "UV_CACHE_DIR", ".cache/uv", "shared", ("uv",)),
-    Cache("poetry", "POETRY_CACHE_DIR", ".cache/pypoetry", "locked", ("pypoetry", "poetry")),
+    Cache("pip", "PIP_CACHE_DIR", "pip", "locked", ("pip",)),
+    Cache("uv", "UV_CACHE_DIR", "uv", "shared", ("uv",)),
+    Cache(
+        "poetry",
+        "POETRY_CACHE_DIR",
+        "pypoetry",
+        "locked",
+        ("pypoetry", "poetry"),
+        subdirectory="artifacts",
+        movable=False,
+    ),
 )
 CACHES_OF = {"pip": ("pip",), "pip-tools": ("pip",), "pipenv": ("pip",), "uv": ("uv",)}
 CACHES_OF |= {"poetry": ("poetry",)}
@@ -137,7 +153,7 @@ def _wire_run(draft: Draft, run: RunStep, lock: LockUse | None) -> RunWiring | N
         )
     step = _Step(draft, run, list(flags))
     if step.loads_variables or tools:
-        step.settings()
+        step.settings(tools)
     if tools:
         step.caches(tools)
     if lock is not None:
@@ -169,13 +185,21 @@ class _Step:
         self.unset: list[str] = []
         self.loads_variables = run.posix_shell and run.form in ("shell", "script")
 
-    def settings(self) -> None:
+    def settings(self, tools: frozenset[str]) -> None:
         draft = self.draft
         if self.loads_variables:
             self.mounts.append(f"--mount=type=secret,id={ENV_SECRET},mode=0444")
             draft.used_secrets.add(ENV_SECRET)
         else:
             self._config_files()
+            if "poetry" in tools:
+                draft.decide(
+                    f"RUN line {self.run.line}",
+                    "poetry left on its own index",
+                    "poetry reads no system-wide configuration file, only variables and its "
+                    "user's config.toml, so without a shell it cannot be pointed at the index "
+                    "in use; its cache mount still serves",
+                )
         if draft.ca_bundle is not None:
             self.mounts.append(f"--mount=type=secret,id={CA_SECRET},mode=0444")
 
@@ -207,7 +231,7 @@ class _Step:
                 f"cannot tell the uid of USER {self.run.user}; give the profile a user: setting",
             )
             owner = (0, 0)
-        own = _own_caches(self.flags)
+        own = _own_caches(self.flags, self.run)
         wanted = {name for tool in tools for name in CACHES_OF.get(tool, ())}
         for cache in CACHES:
             if cache.tool in wanted and cache.tool not in own:
@@ -215,14 +239,14 @@ class _Step:
 
     def _cache(self, cache: Cache, owner: tuple[int, int]) -> None:
         uid, gid = owner
-        if self.loads_variables:
+        if self.loads_variables and cache.movable:
             target = f"{CACHE_ROOT}/{cache.tool}"
             self.exports.append(f"{cache.variable}={target}")
         else:
-            home = _home(self.draft, self.run, uid)
-            if home is None:
+            found = _default_cache_dir(self.draft, self.run, cache, uid)
+            if found is None:
                 return
-            target = f"{home}/{cache.home}"
+            target = found
         namespace = self.draft.profile.cache_namespace
         self.mounts.append(
             f"--mount=type=cache,id={namespace}-{cache.tool}-{uid},target={target},"
@@ -305,8 +329,12 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _own_caches(flags: list[str]) -> set[str]:
-    """Installers whose cache the step already mounts itself: those mounts are kept."""
+def _own_caches(flags: list[str], run: RunStep) -> set[str]:
+    """Installers whose cache the step already mounts itself: those mounts are kept.
+
+    A mount counts when its path names the installer (``/root/.cache/uv``), is a whole
+    ``.cache`` directory, or is where the stage's ENV puts the installer's cache.
+    """
     found: set[str] = set()
     for flag in flags:
         options = mount_options(flag)
@@ -317,11 +345,41 @@ def _own_caches(flags: list[str]) -> set[str]:
         if parts and parts[-1] == ".cache":
             found |= {cache.tool for cache in CACHES}
         found |= {c.tool for c in CACHES if any(marker in parts for marker in c.markers)}
+        found |= {
+            c.tool
+            for c in CACHES
+            if target and _same_dir(run.env.get(c.variable, ""), target, run.workdir)
+        }
     return found
 
 
-def _home(draft: Draft, run: RunStep, uid: int) -> str | None:
+def _same_dir(path: str, target: str, workdir: str) -> bool:
+    if not path:
+        return False
+    return PurePosixPath(workdir, path) == PurePosixPath(workdir, target)
+
+
+def _default_cache_dir(draft: Draft, run: RunStep, cache: Cache, uid: int) -> str | None:
+    """Where the installer keeps its cache in this step when nothing moves it: the
+    stage's ENV first, then $XDG_CACHE_HOME, then the user's home."""
+    base = run.env.get(cache.variable)
+    if base is None:
+        xdg = run.env.get("XDG_CACHE_HOME")
+        if xdg:
+            base = f"{xdg}/{cache.leaf}"
+        else:
+            home = _home(draft, run, uid, cache.tool)
+            if home is None:
+                return None
+            base = f"{home}/.cache/{cache.leaf}"
+    path = PurePosixPath(run.workdir, base)
+    return str(path / cache.subdirectory if cache.subdirectory else path)
+
+
+def _home(draft: Draft, run: RunStep, uid: int, tool: str) -> str | None:
     """The home directory of the step's user, where installers keep their caches."""
+    if run.env.get("HOME"):
+        return run.env["HOME"]
     if uid == 0:
         return "/root"
     user = draft.build_user
@@ -329,8 +387,8 @@ def _home(draft: Draft, run: RunStep, uid: int) -> str | None:
         return f"/home/{user.name}"
     draft.decide(
         f"RUN line {run.line}",
-        "no cache mount",
-        f"cannot tell the home directory of USER {run.user} for a step without a shell",
+        f"no {tool} cache mount",
+        f"cannot tell the home directory of USER {run.user}, where {tool} keeps its cache",
     )
     return None
 

@@ -26,6 +26,11 @@ from tests.support.upstream_container import Upstream, json_lines, temporary_net
 from tests.support.wheels import make_wheel
 
 PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-lib>=1.0",))]
+# For the installer tests (test_installers.py): no other test asks for these, so the proxy
+# has none of them cached when those tests start; orch-inst-big widens parallel races.
+PACKAGES += [("orch-inst-lib", "1.0", ()), ("orch-inst-app", "1.0", ("orch-inst-lib>=1.0",))]
+PACKAGES += [("orch-inst-big", "1.0", ())]
+PAYLOAD_BYTES = {"orch-inst-big": 8_000_000}
 TOP_PACKAGE = "orch-demo-app"
 TEST_LABEL = "io.orchestrator.test-run"
 
@@ -76,7 +81,8 @@ def network(engine: None) -> Iterator[str]:
 def upstream(network: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     wheels = tmp_path_factory.mktemp("wheels")
     for name, version, requires in PACKAGES:
-        make_wheel(wheels, name, version, requires=requires, payload_bytes=200_000, seed=name)
+        size = PAYLOAD_BYTES.get(name, 200_000)
+        make_wheel(wheels, name, version, requires=requires, payload_bytes=size, seed=name)
     tree = tmp_path_factory.mktemp("index")
     write_simple_index(wheels, tree)
     with Upstream(tree, network) as server:

@@ -151,6 +151,33 @@ def test_files_are_served_with_pypi_cache_headers(local_server: LocalServer, tre
     assert (status, body) == (304, b"")
 
 
+def test_files_answer_one_byte_range_as_pypi_does(local_server: LocalServer, tree: Tree) -> None:
+    """uv and poetry read METADATA from a wheel's end with range requests; without them
+    they fetch the whole wheel once for its metadata and once more to install it."""
+    name = "top_pkg-2.0-py3-none-any.whl"
+    whole = (tree.root / "files" / name).read_bytes()
+    size = len(whole)
+    for header, first, last in (
+        ("bytes=0-99", 0, 99),
+        ("bytes=-100", size - 100, size - 1),
+        (f"bytes={size - 10}-", size - 10, size - 1),
+        (f"bytes=5-{size + 100}", 5, size - 1),
+    ):
+        status, headers, body = local_server.request("GET", f"/files/{name}", {"Range": header})
+        assert status == 206, header
+        assert headers["content-range"] == f"bytes {first}-{last}/{size}"
+        assert body == whole[first : last + 1]
+    status, headers, _ = local_server.request("GET", f"/files/{name}", {"Range": "bytes=0-1,5-6"})
+    assert (status, headers["accept-ranges"]) == (200, "bytes")
+    status, headers, body = local_server.request(
+        "GET", f"/files/{name}", {"Range": f"bytes={size}-"}
+    )
+    assert (status, headers["content-range"], body) == (416, f"bytes */{size}", b"")
+    records = local_server.records(6)
+    assert [r["status"] for r in records] == [206, 206, 206, 206, 200, 416]
+    assert [r["bytes"] for r in records[:2]] == [100, 100]
+
+
 def test_index_pages_negotiate_html_and_are_cacheable(local_server: LocalServer) -> None:
     expectations = {
         None: "text/html",

@@ -31,3 +31,18 @@ def test_every_exit_code_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     for code in ExitCode:
         assert re.search(rf"^\| {int(code)} \|", readme, flags=re.MULTILINE), code
+
+
+def test_the_installer_table_names_tests_that_exist() -> None:
+    """docs/installers.md says which test shows each line: those tests must exist."""
+    table = (REPO / "docs" / "installers.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", table))
+    assert named, "the table names no test"
+    sources = "\n".join(path.read_text() for path in (REPO / "tests").rglob("test_*.py"))
+    defined = set(re.findall(r"^def (test_\w+)\(", sources, flags=re.MULTILINE))
+    assert named <= defined, sorted(named - defined)
+    readme = (REPO / "README.md").read_text()
+    assert "(docs/installers.md)" in readme
+    what_it_does = readme.split("## What it does")[1].split("\n## ")[0]
+    for installer in ("pip", "pip-tools", "uv", "poetry"):
+        assert f"**{installer}**" in what_it_does, installer

@@ -248,9 +248,19 @@ def test_fallback_to_pypi_leaves_the_installers_index_alone(make_plan: MakePlan)
     assert decision(plan, "package index").choice == "installers' own"
 
 
+def test_uv_copies_from_its_cache_mount_in_every_mode(make_plan: MakePlan) -> None:
+    """uv's Docker guide: UV_LINK_MODE=copy where the cache is on another file system,
+    the fallback to PyPI included (it set nothing there, so uv warned and fell back)."""
+    for facts in ({}, {"proxy": DOWN}, {"proxy": OFFLINE}):
+        assert make_plan(**facts).build_env["UV_LINK_MODE"] == "copy"
+
+
 def test_fallback_to_a_private_upstream_points_installers_there(make_plan: MakePlan) -> None:
     plan = make_plan("proxy: {index: 'http://mirror.example/simple/'}\n", proxy=DOWN)
     assert plan.build_env["PIP_INDEX_URL"] == "http://mirror.example/simple/"
+    assert plan.build_env["UV_DEFAULT_INDEX"] == "http://mirror.example/simple/"
+    # poetry too (it went to PyPI in the fallback: found by the installer tests)
+    assert plan.build_env["POETRY_PYPI_MIRROR_URL"] == "http://mirror.example/simple/"
     assert plan.build_env["PIP_TRUSTED_HOST"] == "mirror.example"
     assert "PIP_CONFIG_FILE" not in plan.build_env
 
@@ -306,6 +316,8 @@ def test_cache_mounts_only_on_runs_that_install_and_for_their_installer(
 
 
 def test_pip_cache_is_locked_and_uv_cache_is_shared(make_plan: MakePlan) -> None:
+    """uv locks its own cache: parallel builds on a shared one stay intact and fetch each
+    file once (test_installers.py), without waiting for each other's uv steps."""
     text = "FROM python\nRUN pip install a && uv pip install --system b\n"
     line = rendered_line(make_plan(docker_file=text), "pip install")
     assert "target=/var/cache/orchestrator/pip,uid=0,gid=0,sharing=locked" in line
@@ -362,10 +374,55 @@ def test_numeric_user_owns_its_cache(make_plan: MakePlan) -> None:
 def test_poetry_gets_its_cache_and_the_mirror_variable(make_plan: MakePlan) -> None:
     text = "FROM python\nRUN poetry install --no-root\n"
     plan = make_plan(docker_file=text)
-    assert "id=orchestrator-poetry-0,target=/var/cache/orchestrator/poetry" in rendered_line(
+    assert "id=orchestrator-poetry-0,target=/root/.cache/pypoetry/artifacts," in rendered_line(
         plan, "poetry install"
     )
     assert plan.build_env["POETRY_PYPI_MIRROR_URL"] == LOOPBACK_INDEX
+
+
+def test_poetry_s_virtualenvs_stay_in_the_image(make_plan: MakePlan) -> None:
+    """Poetry keeps its virtualenvs under its cache directory: moving that directory to a
+    cache mount left `poetry install`'s venv out of the image (found by the installer
+    tests), so only the downloaded files (``artifacts``) are mounted, where poetry looks."""
+    text = (
+        "FROM python\nRUN poetry install --no-root\nUSER 1234\nRUN poetry install\n"
+        "ENV POETRY_CACHE_DIR=/opt/poetry-cache\nRUN poetry install\n"
+        "ENV XDG_CACHE_HOME=/xdg\nRUN poetry install\n"
+    )
+    plan = make_plan(docker_file=text)
+    assert plan.rendered_text is not None
+    assert "export POETRY_CACHE_DIR" not in plan.rendered_text
+    lines = [line for line in plan.rendered_text.splitlines() if "poetry install" in line]
+    targets = [line.split("target=")[1].split(",")[0] for line in lines]
+    assert targets == [
+        "/root/.cache/pypoetry/artifacts",
+        "/home/alice/.cache/pypoetry/artifacts",
+        "/opt/poetry-cache/artifacts",
+        "/opt/poetry-cache/artifacts",  # the ENV variable beats XDG_CACHE_HOME, as in poetry
+    ]
+
+
+def test_a_poetry_step_of_a_user_without_a_known_home_gets_no_cache(make_plan: MakePlan) -> None:
+    text = "FROM python\nUSER 4242\nRUN poetry install\n"
+    plan = make_plan(docker_file=text)
+    assert "type=cache" not in rendered_line(plan, "poetry install")
+    assert decision(plan, "RUN line 3").choice == "no poetry cache mount"
+
+
+def test_a_cache_mount_where_the_stage_s_env_puts_the_cache_is_the_step_s_own(
+    make_plan: MakePlan,
+) -> None:
+    """uv's guide with ENV UV_CACHE_DIR: the step's mount is kept and its location too."""
+    text = (
+        "FROM python\nENV UV_CACHE_DIR=/opt/uv-cache PIP_CACHE_DIR=/opt/pip-cache\n"
+        "RUN --mount=type=cache,target=/opt/uv-cache uv pip install --system x\n"
+        "RUN --mount=type=cache,target=/opt/pip-cache pip install x\n"
+    )
+    plan = make_plan(docker_file=text)
+    for command in ("uv pip install", "; pip install x"):
+        line = rendered_line(plan, command)
+        assert "id=orchestrator-" not in line.replace("id=orchestrator-env", "")
+        assert "CACHE_DIR" not in line
 
 
 # --- every RUN form (issue 11) -----------------------------------------------------------------
@@ -387,16 +444,22 @@ def test_exec_form_install_reads_settings_from_config_files(make_plan: MakePlan)
     assert "id=orchestrator-pip-conf,env=ORCHESTRATE_PIP_CONF" in option_values(plan, "--secret")
 
 
+def test_exec_form_poetry_is_said_to_stay_on_its_own_index(make_plan: MakePlan) -> None:
+    plan = make_plan(docker_file='FROM python\nRUN ["poetry", "install", "--no-root"]\n')
+    assert "poetry left on its own index" in decisions(plan, "RUN line 2")[1]
+    assert "target=/root/.cache/pypoetry/artifacts" in rendered_line(plan, '"poetry"')
+
+
 def test_exec_form_step_without_an_installer_is_left_alone(make_plan: MakePlan) -> None:
     plan = make_plan()
     assert rendered_line(plan, '"print(1)"') == 'RUN ["python", "-c", "print(1)"]'
 
 
-def test_exec_form_config_files_are_empty_in_the_fallback_to_pypi(make_plan: MakePlan) -> None:
+def test_exec_form_config_files_name_no_index_in_the_fallback_to_pypi(make_plan: MakePlan) -> None:
     text = 'FROM python\nRUN ["pip", "install", "requests"]\n'
     plan = make_plan(docker_file=text, proxy=DOWN)
     assert plan.secret_env["ORCHESTRATE_PIP_CONF"] == ""
-    assert plan.secret_env["ORCHESTRATE_UV_TOML"] == ""
+    assert plan.secret_env["ORCHESTRATE_UV_TOML"] == 'link-mode = "copy"\n'
     assert plan.rendered_text == make_plan(docker_file=text).rendered_text
 
 

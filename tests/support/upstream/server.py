@@ -5,7 +5,10 @@ Serves a static PEP 503 tree (``simple/`` + ``files/``, see ``tests/support/inde
 PyPI serves its simple API and files, as far as clients and caching proxies can tell:
 
 * ``/files/...``: ``Cache-Control: max-age=365000000, immutable, public``, ``Content-Length``,
-  a strong ``ETag`` (the file's sha256) and ``Last-Modified``; ``If-None-Match`` gives 304.
+  a strong ``ETag`` (the file's sha256) and ``Last-Modified``; ``If-None-Match`` gives 304;
+  ``Range: bytes=...`` with one range gives 206 and that part (416 beyond the end), as
+  PyPI's file host does: uv and poetry read a wheel's METADATA that way when the index does
+  not publish it, and would otherwise fetch the whole file once more for it.
 * ``/simple/`` and ``/simple/<name>/``: ``Cache-Control: max-age=600, public``, an ``ETag``,
   ``Vary: Accept``, and an HTML content type chosen from the request's ``Accept`` header
   (``text/html`` or ``application/vnd.pypi.simple.v1+html``; 406 if neither is acceptable).
@@ -54,6 +57,7 @@ READY_MARKER = "upstream: listening"
 CHUNK = 64 * 1024
 
 _SEPARATORS = re.compile(r"[-_.]+")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _PROJECT_PATH = re.compile(r"^/simple/([^/]+)(/?)$")
 _LOG_LOCK = threading.Lock()
 
@@ -123,6 +127,26 @@ def negotiate_html(accept: str | None) -> str | None:
     if q_text <= 0 and q_pypi <= 0:
         return None
     return V1_HTML if q_pypi > q_text else TEXT_HTML
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one byte range a ``Range`` header asks of a ``size``-byte file, as (first, last),
+    both included; None for a header served with the whole file (several ranges, another
+    unit, nonsense). ValueError for a range that starts beyond the end (416)."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or not (match.group(1) or match.group(2)):
+        return None
+    first, last = match.groups()
+    if not first:  # bytes=-N: the last N bytes
+        if int(last) == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - int(last)), size - 1
+    start = int(first)
+    if start >= size:
+        raise ValueError("range starts beyond the end")
+    if last and int(last) < start:
+        return None
+    return start, min(int(last), size - 1) if last else size - 1
 
 
 class _FileInfo:
@@ -405,11 +429,31 @@ class Handler(BaseHTTPRequestHandler):
                 "Cache-Control": FILE_CACHE_CONTROL,
                 "ETag": etag,
                 "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
-                "Accept-Ranges": "none",
+                "Accept-Ranges": "bytes",
             }
             try:
                 if self._not_modified(etag):
                     self._head(HTTPStatus.NOT_MODIFIED, headers)
+                    return
+                try:
+                    span = byte_range(self.headers.get("Range") or "", stat.st_size)
+                except ValueError:
+                    unsatisfiable = {"Content-Range": f"bytes */{stat.st_size}"}
+                    self._head(
+                        HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                        {**headers, **unsatisfiable, "Content-Length": "0"},
+                    )
+                    return
+                if span is not None:
+                    first, last = span
+                    part = {
+                        "Content-Range": f"bytes {first}-{last}/{stat.st_size}",
+                        "Content-Length": str(last - first + 1),
+                    }
+                    self._head(HTTPStatus.PARTIAL_CONTENT, {**headers, **part})
+                    if not head_only:
+                        stream.seek(first)
+                        self._write(None, stream.read(last - first + 1))
                     return
                 self._head(HTTPStatus.OK, {**headers, "Content-Length": str(stat.st_size)})
                 if not head_only:
