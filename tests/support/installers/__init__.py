@@ -78,7 +78,11 @@ def tools_image(base: str) -> str:
             progress=False,
         )
     for image in docker.image.list(filters=[("label", f"{LABEL}={ROLE}")]):
-        if tag not in image.repo_tags:
+        stale = [name for name in image.repo_tags if name != tag]
+        if tag in image.repo_tags:
+            for name in stale:  # another name for this very image: untag it only
+                docker.image.remove(name)
+        else:
             docker.image.remove(image, force=True)
     return tag
 
