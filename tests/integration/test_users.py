@@ -41,7 +41,7 @@ from tests.support.upstream_container import Upstream
 
 ROUNDS = 20
 PER_USER = 4
-NO_LOCK_ROUNDS = 3
+NO_LOCK_ROUNDS = 2
 REPO = Path(__file__).resolve().parents[2]
 
 
