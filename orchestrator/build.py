@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from orchestrator import builder, dockerfile, paths
@@ -18,10 +17,10 @@ from orchestrator.log import get_logger
 from orchestrator.plan.build import plan_build
 from orchestrator.plan.facts import HostFacts, ProxyFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
-from orchestrator.profiles import ProfileStore, ResolvedProfile
+from orchestrator.profiles import ProfileStore, ProxySettings, ResolvedProfile
 from orchestrator.proxy import lifecycle, probe
 
-UPSTREAM_TIMEOUT = 0.8  # seconds the upstream gets to answer before it counts as down
+DECISION_BUDGET = probe.DECISION_BUDGET
 
 log = get_logger(__name__)
 
@@ -41,14 +40,23 @@ class Planned:
     facts: HostFacts
 
 
-def planned(store: ProfileStore, name: str, options: BuildOptions, *, dry_run: bool) -> Planned:
+def planned(
+    store: ProfileStore,
+    name: str,
+    options: BuildOptions,
+    *,
+    dry_run: bool,
+    decided: ProxyFacts | None = None,
+) -> Planned:
+    """``decided``: the proxy's facts, when a remembered plan's check already found them
+    (and they changed): not asked for again, so the decision is made once."""
     resolved = store.resolve(name)
     check_inputs(resolved)
     parsed = dockerfile.parse(resolved.profile.dockerfile_path)
     started = time.monotonic()
     facts = gather_facts(
         builder=builder.detect(resolved.profile.builder),
-        proxy=proxy_facts(resolved, options, dry_run=dry_run),
+        proxy=decided if decided is not None else proxy_facts(resolved, options, dry_run=dry_run),
         render_dir=paths.rendered_dir(),
         parsed=parsed,
         context=resolved.profile.context,
@@ -77,31 +85,45 @@ def proxy_facts(
     resolved: ResolvedProfile, options: BuildOptions, *, dry_run: bool
 ) -> ProxyFacts | None:
     """The proxy found, started or created, and whether its upstream answers, found at the
-    same time: each is bounded by its own short timeout, so the decision stays short."""
+    same time: each is bounded by its own short timeout, so the decision stays short.
+
+    An upstream seen up is remembered for at most the index TTL (and 30 s): past it, the
+    front would refresh its pages from the upstream, so whether it is up must be asked
+    again before a build sends requests its way.
+    """
     settings = resolved.profile.proxy
     if settings.mode == "off" or options.no_proxy:
         return None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        upstream = (
-            None
-            if settings.url
-            else pool.submit(probe.upstream_remembered, settings.index, UPSTREAM_TIMEOUT)
-        )
-        found = _proxy(resolved, dry_run=dry_run)
-        checked = upstream.result() if upstream is not None else None
-    if found.healthy and checked is not None and not checked.ok:
-        return replace(found, offline=checked.reason)
+    started = time.monotonic()
+    clock = lifecycle.Clock()
+    upstream = None if settings.url else probe.UpstreamCheck(settings.index, remember_for(settings))
+    found = _proxy(resolved, dry_run=dry_run, clock=clock)
+    proxy_seconds = time.monotonic() - started
+    upstream_seconds = 0.0
+    if found.healthy and upstream is not None:  # the upstream matters only when it serves
+        checked, upstream_seconds = upstream.result()
+        if not checked.ok:
+            found = replace(found, offline=checked.reason)
+    probe.log_decision(started, proxy_seconds, upstream_seconds, clock.creating, found)
     return found
 
 
-def _proxy(resolved: ResolvedProfile, *, dry_run: bool) -> ProxyFacts:
+def remember_for(settings: ProxySettings) -> float:
+    return probe.remembered_for(settings.index_ttl)
+
+
+def _proxy(resolved: ResolvedProfile, *, dry_run: bool, clock: lifecycle.Clock) -> ProxyFacts:
     settings = resolved.profile.proxy
     requester = lifecycle.Requester(profile=resolved.name, replace=False)
     try:
         if dry_run:
-            return lifecycle.predict(settings, requester)
+            return lifecycle.predict(settings, requester, budget=DECISION_BUDGET)
         found = lifecycle.ensure(
-            settings, allow_build=settings.mode == "require", requester=requester
+            settings,
+            allow_build=settings.mode == "require",
+            requester=requester,
+            budget=DECISION_BUDGET,
+            clock=clock,
         )
     except (ProxyUnavailable, DockerRefused, Conflict) as exc:
         if settings.mode == "require" and not isinstance(exc, ProxyUnavailable):

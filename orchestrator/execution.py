@@ -14,6 +14,7 @@ from orchestrator.engine import process
 from orchestrator.errors import BuildFailed
 from orchestrator.log import get_logger
 from orchestrator.plan.model import BuildPlan
+from orchestrator.proxy import accesslog
 
 log = get_logger(__name__)
 
@@ -28,17 +29,40 @@ def write_files(plan: BuildPlan) -> None:
 
 
 def execute(plan: BuildPlan) -> None:
-    """Write the rendered files and run the build exactly as planned."""
+    """Write the rendered files and run the build exactly as planned.
+
+    Through the managed proxy, a failed build is explained by what its front served
+    meanwhile: the projects it could not serve, named in one line with the reason."""
     write_files(plan)
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
+    watch = accesslog.Watch.start(plan.proxy_front) if plan.proxy_front else None
     code = process.stream(plan.argv, env=plan.secret_env)
     if code != 0:
+        span = watch.span() if watch is not None else None
+        missing = span.missing() if span is not None else []
+        if missing and span is not None:
+            raise BuildFailed(unserved_message(plan, span, missing), detail=plan.command_line)
         raise BuildFailed(
             f"the build of profile '{plan.profile}' failed (docker exited with {code}); "
             "its output above says why",
             detail=plan.command_line,
         )
+
+
+def unserved_message(plan: BuildPlan, span: accesslog.Span, missing: list[str]) -> str:
+    """One line: which packages the proxy could not serve during the build, and why."""
+    head = f"the build of profile '{plan.profile}' failed: "
+    if plan.mode == "offline":
+        verb = "are" if len(missing) > 1 else "is"
+        return (
+            f"{head}{', '.join(missing)} {verb} not in the proxy's cache, and the upstream is "
+            f"down (offline mode: {plan.outage or plan.mode_reason})"
+        )
+    answers = ", ".join(
+        f"{name} (answered {'/'.join(str(s) for s in span.statuses(name))})" for name in missing
+    )
+    return f"{head}the proxy could not serve {answers}: see `orchestrate proxy logs`"
 
 
 def write_file(path: Path, text: str) -> None:

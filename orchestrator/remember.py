@@ -8,11 +8,13 @@ one without a proxy, is remembered: an external proxy has no digest to check.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import builder, paths
+from orchestrator.errors import ProxyUnavailable
 from orchestrator.host import gather_facts
 from orchestrator.log import get_logger
 from orchestrator.plan.cache import (
@@ -32,37 +34,38 @@ if TYPE_CHECKING:
     from orchestrator.build import Planned
 
 log = get_logger(__name__)
-QUICK_TIMEOUT = 0.8
-UPSTREAM_TIMEOUT = 0.8
 
 
 def plan(profiles_dir: Path, name: str, options: BuildOptions) -> BuildPlan:
     """The plan of a real build: remembered if it still holds, else made and remembered."""
     path = entry_path(profiles_dir, name, options)
     entry = load(path)
+    decided = None
     if entry is not None:
-        found = _still_holds(entry, options)
+        found, decided = _still_holds(entry, options)
         if found is not None:
             log.debug("plan remembered", entry=str(path))
             return found
     from orchestrator.build import planned  # noqa: PLC0415 - pydantic and more: slow path only
     from orchestrator.profiles import ProfileStore  # noqa: PLC0415
 
-    made = planned(ProfileStore(profiles_dir), name, options, dry_run=False)
+    made = planned(ProfileStore(profiles_dir), name, options, dry_run=False, decided=decided)
     _keep(path, made, options)
     return made.plan
 
 
-def _still_holds(entry: Entry, options: BuildOptions) -> BuildPlan | None:
+def _still_holds(entry: Entry, options: BuildOptions) -> tuple[BuildPlan | None, ProxyFacts | None]:
+    """The remembered plan if it still holds, and the proxy's facts if this check found
+    them for good (so that planning again does not ask a second time)."""
     proxy = _proxy(entry.proxy)
     if entry.proxy is not None and proxy is None:
-        return None  # the proxy does not answer as it did: find or make it the slow way
+        return None, None  # the proxy does not answer as it did: find or make it the slow way
     files = {}
     for relative, absolute in entry.context_files.items():
         try:
             files[relative] = Path(absolute).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            return None
+            return None, proxy
     facts = gather_facts(
         builder=builder.detect(entry.builder),
         proxy=proxy,
@@ -72,20 +75,37 @@ def _still_holds(entry: Entry, options: BuildOptions) -> BuildPlan | None:
     now = facts_key(facts, options)
     if now != entry.facts:
         log.debug("plan made again", changed=differences(entry.facts, now))
-        return None
-    return _with_fresh_token(entry.plan, facts.fresh_token) if options.fresh else entry.plan
+        return None, proxy
+    plan = _with_fresh_token(entry.plan, facts.fresh_token) if options.fresh else entry.plan
+    return plan, proxy
 
 
 def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
+    """The proxy's facts the cheap way, within the decision's bound, the upstream asked
+    beside it: None when its front does not answer with the plan's settings (then the
+    slow way finds, starts or creates it)."""
     if key is None:
         return None
-    checked = probe.answers(key.host_url, key.health_project, key.digest, QUICK_TIMEOUT)
-    if checked is None:
-        return None
-    upstream = probe.upstream_remembered(key.index, UPSTREAM_TIMEOUT)
-    return ProxyFacts(
-        healthy=True, reason=checked.reason, offline=None if upstream.ok else upstream.reason
-    )
+    started = time.monotonic()
+    deadline = probe.Deadline(probe.DECISION_BUDGET)
+    upstream = probe.UpstreamCheck(key.index, key.remember)
+    try:
+        checked = probe.answers(
+            key.host_url, key.health_project, key.digest, name=key.name, deadline=deadline
+        )
+        found = ProxyFacts(healthy=True, reason=checked.reason) if checked else None
+    except ProxyUnavailable as exc:
+        found = ProxyFacts(healthy=False, reason=exc.message)
+    if found is None:
+        return None  # the slow way asks the upstream again; this check is left behind
+    proxy_seconds = time.monotonic() - started
+    upstream_seconds = 0.0
+    if found.healthy:  # the upstream matters only when the proxy serves
+        checked_upstream, upstream_seconds = upstream.result()
+        if not checked_upstream.ok:
+            found = replace(found, offline=checked_upstream.reason)
+    probe.log_decision(started, proxy_seconds, upstream_seconds, 0.0, found)
+    return found
 
 
 def _with_fresh_token(plan: BuildPlan, token: str) -> BuildPlan:
@@ -105,7 +125,14 @@ def _keep(path: Path, made: Planned, options: BuildOptions) -> None:
         from orchestrator.proxy.lifecycle import wanted_spec  # noqa: PLC0415
 
         digest = wanted_spec(settings).digest
-        key = ProxyKey(settings.host_url, settings.health_project, settings.index, digest)
+        key = ProxyKey(
+            settings.host_url,
+            settings.health_project,
+            settings.index,
+            digest,
+            name=settings.name,
+            remember=probe.remembered_for(settings.index_ttl),
+        )
     context = made.resolved.profile.context
     context_files = {rel: str(context / rel) for rel in made.facts.context_files}
     entry = Entry(

@@ -51,3 +51,11 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def offline_url(url: str) -> str:
+    """The proxy front's cache-only twin of an index URL: ``/index/`` becomes
+    ``/offline/index/`` (served from its cache, never asking the upstream)."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}/offline/{path}"

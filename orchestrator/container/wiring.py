@@ -30,12 +30,12 @@ from orchestrator.container.model import (
     Wiring,
 )
 from orchestrator.errors import BadInput, ProxyUnavailable
-from orchestrator.plan.build import FALLBACK_UID, offline_url
+from orchestrator.plan.build import FALLBACK_UID
 from orchestrator.plan.model import PROFILE_LABEL, Decision
 from orchestrator.plan.settings import installer_settings
 from orchestrator.profiles import BuildUser, ResolvedProfile
 from orchestrator.proxy.spec import CONTAINER_PORT, OWNER, OWNER_LABEL
-from orchestrator.urls import is_loopback, redact
+from orchestrator.urls import is_loopback, offline_url, redact
 
 CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # Before 25.3, pip moves a wheel it built into its cache with a copy when the temporary

@@ -30,7 +30,7 @@ from orchestrator.plan.model import (
 from orchestrator.plan.settings import cache_settings, installer_settings
 from orchestrator.plan.wiring import plan_rendering
 from orchestrator.profiles import BuildUser, ResolvedProfile
-from orchestrator.urls import is_loopback, redact
+from orchestrator.urls import is_loopback, offline_url, redact
 
 PROXY_CONTAINER_PORT = 5000
 USER_ARGS = ("USER_NAME", "USER_ID", "GROUP_ID")
@@ -96,7 +96,15 @@ def _finish(draft: Draft, rendered: str | None) -> BuildPlan:
         network=draft.network,
         secret_env=secret_env,
         files=dict(draft.files),
+        proxy_front=_proxy_front(draft),
+        outage=draft.facts.proxy.offline if draft.mode == "offline" and draft.facts.proxy else None,
     )
+
+
+def _proxy_front(draft: Draft) -> str | None:
+    """The managed proxy's URL from this machine, when the build goes through it."""
+    settings = draft.profile.proxy
+    return settings.host_url if draft.mode in ("proxy", "offline") and not settings.url else None
 
 
 _SETTINGS = (
@@ -183,8 +191,8 @@ def _choose_proxy_or_fallback(draft: Draft, proxy: ProxyFacts | None) -> None:
             draft.decide(
                 "mode",
                 "offline",
-                f"the upstream does not answer ({proxy.offline}); the proxy serves what it "
-                "has cached and asks the upstream nothing",
+                f"the upstream is down ({proxy.offline}): the proxy serves only what it "
+                "has cached, and asks the upstream nothing",
             )
             return
         if why is None:
@@ -299,13 +307,6 @@ def _plan_index(draft: Draft) -> None:
         return
     draft.env.update(installer_settings(settings.index, proxy=False))
     draft.decide("package index", redact(settings.index), "the proxy's upstream, reached directly")
-
-
-def offline_url(url: str) -> str:
-    """The front's cache-only twin of an index URL: ``/index/`` becomes ``/offline/index/``."""
-    scheme, _, rest = url.partition("://")
-    host, _, path = rest.partition("/")
-    return f"{scheme}://{host}/offline/{path}"
 
 
 def _plan_network(draft: Draft) -> None:

@@ -35,6 +35,8 @@ class ProxyKey:
     health_project: str
     index: str
     digest: str  # the wanted settings' digest, which the front answers at /_orchestrator/id
+    name: str = ""  # the proxy's container name, for messages
+    remember: float = 30.0  # seconds an upstream seen up is taken to be up (index TTL, 30 s)
 
 
 @dataclass(frozen=True)
@@ -165,4 +167,6 @@ def plan_from_dict(data: dict[str, Any]) -> BuildPlan:
         network=data["network"],
         secret_env=data["secret_env"],
         files={Path(k): v for k, v in data["files"].items()},
+        proxy_front=data.get("proxy_front"),
+        outage=data.get("outage"),
     )

@@ -69,6 +69,10 @@ class BuildPlan:
     secret_env: Mapping[str, str] = field(default_factory=dict)
     # Further files the build reads (rewritten lock files...), by path.
     files: Mapping[Path, str] = field(default_factory=dict)
+    # The managed proxy's URL from this machine (proxy and offline modes): where the build's
+    # failure is explained from, by what the proxy's front served meanwhile.
+    proxy_front: str | None = None
+    outage: str | None = None  # offline mode: why the upstream was taken to be down
 
     def bake_target(self) -> dict[str, Any]:
         """The same wiring as a bake target override (bake's JSON keys)."""

@@ -12,10 +12,16 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
   fetch a file while the others wait for it, so each file is downloaded once;
 - ``/offline/index/`` serves the same cache without ever asking proxpi: builds use it
   when the upstream is known to be down, so no request reaches it, and a package that is
-  not cached fails at once instead of after proxpi's timeouts;
+  not cached fails at once (a 404, which pip does not retry) instead of after proxpi's
+  timeouts;
+- proxpi is found by name through Docker's DNS at request time, not at start: the front
+  starts, and serves its cache, while proxpi is down or not created yet, and follows
+  proxpi to a new address when it is recreated;
 - ``/_orchestrator/id`` answers the configuration's digest, so a build can tell that the
-  proxy runs with its settings without asking Docker; ``/_orchestrator/access.log``
-  serves the access log (JSON lines) for the cache report after each build.
+  proxy runs with its settings without asking Docker; ``/_orchestrator/backend`` answers
+  proxpi's own health (which never asks the upstream); ``/_orchestrator/access.log``
+  serves the access log (JSON lines, ranges allowed) for what a build fetched
+  (``accesslog``).
 
 The configuration is data, passed to the container in a variable and written by its
 command at start, so any nginx image serves (the official one, or ours built on the
@@ -33,6 +39,12 @@ LOG_ROTATE_BYTES = 64 * 1024 * 1024
 CONF_VARIABLE = "ORCHESTRATOR_NGINX_CONF"
 LISTEN_PORT = 5000
 DEAD_END = "127.0.0.1:9"  # nothing listens there: a proxied request fails at once
+DOCKER_DNS = "127.0.0.11"  # the engine's resolver on user-defined networks
+OFFLINE_PREFIX = "/offline"
+ID_PATH = "/_orchestrator/id"
+BACKEND_PATH = "/_orchestrator/backend"
+ACCESS_LOG_PATH = "/_orchestrator/access.log"
+NOT_CACHED_PATH = "/_orchestrator/not-cached"
 # The access log as JSON lines: what the cache report and `proxy stats` read.
 LOG_FORMAT = (
     '{"time":"$time_iso8601","msec":$msec,"method":"$request_method","uri":"$request_uri",'
@@ -89,13 +101,14 @@ http {{
     "~^/(offline/)?index/[^/]+/[^/]+$" file;
     default $simple_format;
   }}
-  upstream proxpi {{
-    server {config.backend}:{config.backend_port} max_fails=0;
-    keepalive 8;
-  }}
   server {{
     listen {LISTEN_PORT};
     server_tokens off;
+    # proxpi by name, resolved when asked: nginx starts without it and follows it when
+    # it is recreated (an upstream{{}} block would resolve it once, at start, or fail).
+    resolver {DOCKER_DNS} valid=10s ipv6=off;
+    resolver_timeout 2s;
+    set $proxpi http://{config.backend}:{config.backend_port};
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host $http_host;
@@ -111,35 +124,50 @@ http {{
     proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
     proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
     add_header X-Orchestrator-Cache $upstream_cache_status always;
-    location = /_orchestrator/id {{
+    location = {ID_PATH} {{
       access_log off;
       default_type application/json;
       return 200 '{{"digest": "{config.digest}", "name": "{config.name}"}}';
     }}
-    location = /_orchestrator/access.log {{
+    location = {BACKEND_PATH} {{
+      access_log off;
+      proxy_cache off;
+      proxy_connect_timeout 1s;
+      proxy_read_timeout 5s;
+      rewrite ^ /health break;
+      proxy_pass $proxpi;
+    }}
+    location = {ACCESS_LOG_PATH} {{
       access_log off;
       proxy_cache off;
       alias {LOG_PATH};
     }}
+    location = {NOT_CACHED_PATH} {{
+      internal;  # logged as the request it answers, under that request's URI
+      default_type text/plain;
+      return 404 "not in the proxy's cache, and the proxy is offline: the upstream is not asked\\n";
+    }}
     location ~ "^/index/[^/]+/[^/]+$" {{
       proxy_cache_valid 200 3650d;
-      proxy_pass http://proxpi;
+      proxy_pass $proxpi;
     }}
     location /index/ {{
       proxy_cache_valid 200 {ttl}s;
       proxy_cache_background_update on;
-      proxy_pass http://proxpi;
+      proxy_pass $proxpi;
     }}
-    location /offline/ {{
-      rewrite ^/offline(/.*)$ $1 break;
+    location {OFFLINE_PREFIX}/ {{
+      rewrite ^{OFFLINE_PREFIX}(/.*)$ $1 break;
       proxy_connect_timeout 1s;
       proxy_cache_valid 200 3650d;
+      # Not cached: a 404 at once (pip retries a 502 five times, with backoff).
+      error_page 502 504 ={NOT_CACHED_PATH.join(("404 ", ""))};
       proxy_pass http://{DEAD_END};
     }}
     location / {{
       limit_except GET HEAD {{ deny all; }}
       proxy_cache off;
-      proxy_pass http://proxpi;
+      proxy_pass $proxpi;
     }}
   }}
 }}

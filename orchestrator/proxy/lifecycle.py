@@ -4,22 +4,34 @@ Its containers, network and volumes carry an ownership label; anything with our 
 without the label belongs to somebody else and is never touched. A proxy that answers with
 the digest of the wanted settings is used without asking Docker at all (the fast path of
 every build). Otherwise creation is serialised by a lock that every user of this machine
-shares, and relies on the engine's own atomicity besides (a container name is unique).
-A failed run undoes only what it created itself, by id. Only a proxy this run created is
-waited for; one found stopped gets a moment, one found paused or hung none.
+shares, and relies on the engine's own atomicity besides (a container name is unique: a
+name taken while we create means another process made it, and theirs is used). A failed
+run undoes only what it created itself, by id.
+
+Every decision a build makes is bounded (``budget``): only a proxy this run creates is
+waited for (``Clock.creating`` says how long). A front that accepts connections and does
+not answer (paused, hung) is given up on after ``IDENTITY_TIMEOUT``; one found stopped is
+started and gets what is left of the budget; a lock held by another process creating the
+proxy is not waited for beyond it either.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import hashlib
 import ipaddress
 import os
+import secrets
 import stat
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import host, paths
@@ -29,7 +41,15 @@ from orchestrator.log import get_logger
 from orchestrator.plan.facts import ProxyFacts
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.image import ensure_images
-from orchestrator.proxy.probe import Probe, answers, probe, wait_ready
+from orchestrator.proxy.probe import (
+    QUICK_TIMEOUT,
+    Deadline,
+    Probe,
+    answers,
+    probe,
+    served,
+    wait_ready,
+)
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -47,8 +67,24 @@ if TYPE_CHECKING:
     from python_on_whales import Container
 
 log = get_logger(__name__)
-QUICK_TIMEOUT = 0.8  # seconds a running proxy gets to answer before a build falls back
 STARTED_PATIENCE = 0.7  # seconds a proxy this run started (not created) gets
+CREATED_LABEL = "io.orchestrator.created-by"  # the run that created a network or volume
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+RUN_TOKEN = secrets.token_hex(8)  # this process, in CREATED_LABEL
+
+
+@dataclass
+class Clock:
+    """What one decision spent creating a proxy and waiting for it: the one wait exempt
+    from the decision's bound."""
+
+    creating: float = 0.0
+    began: float | None = None  # when creating began, until it is counted
+
+    def count(self) -> None:
+        if self.began is not None:
+            self.creating += time.monotonic() - self.began
+            self.began = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +140,12 @@ def find(name: str) -> Container | None:
             "it is left alone: set proxy.name in the profile to another name"
         )
     return container
+
+
+def find_all(names: tuple[str, ...]) -> dict[str, Container | None]:
+    """``find`` for each name, asked at the same time (each is a docker CLI process)."""
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        return dict(zip(names, pool.map(find, names), strict=True))
 
 
 def labels_of(container: Container) -> dict[str, str]:
@@ -172,8 +214,8 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
         return ProxyStatus(
             state="external", healthy=found.ok, reason=found.reason, **_base(settings)
         )
-    front = find(settings.name)
-    backend = find(backend_name(settings))
+    both = find_all((settings.name, backend_name(settings)))
+    front, backend = both[settings.name], both[backend_name(settings)]
     if front is None:
         return ProxyStatus(
             state="absent",
@@ -185,7 +227,7 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
     state = state_of(front)
     checked = Probe(False, f"container is {state}")
     if state == "running":
-        checked = probe(settings.host_url, settings.health_project, probe_timeout)
+        checked = served(settings.host_url, settings.health_project, probe_timeout)
     return status_of(front, backend, settings, checked)
 
 
@@ -211,12 +253,19 @@ def status_of(
 # --- the fast path: a proxy that answers with our settings needs no Docker call -----------
 
 
-def answering(settings: ProxySettings) -> ProxyStatus | None:
-    """The proxy, if it serves and says it runs with these settings (HTTP only)."""
+def answering(settings: ProxySettings, deadline: Deadline | None = None) -> ProxyStatus | None:
+    """The proxy, if it serves and says it runs with these settings (HTTP only).
+
+    With a bounded ``deadline``, a front that accepts connections and does not answer,
+    or answers with our settings and serves no page in time, is a ProxyUnavailable at
+    once: asking Docker would not make it serve within the bound.
+    """
     if settings.url or settings.bridge:
         return None  # an external proxy has no identity; the bridge gateway needs Docker
     digest = wanted_spec(settings).digest
-    checked = answers(settings.host_url, settings.health_project, digest, QUICK_TIMEOUT)
+    checked = answers(
+        settings.host_url, settings.health_project, digest, name=settings.name, deadline=deadline
+    )
     if checked is None:
         return None
     return ProxyStatus(
@@ -233,38 +282,95 @@ def answering(settings: ProxySettings) -> ProxyStatus | None:
 
 
 @contextmanager
-def creation_lock(name: str) -> Iterator[None]:
+def creation_lock(name: str, timeout: float | None = None) -> Iterator[None]:
     """Serialise find-or-create for every user of this machine and engine.
 
     The lock file lives in a world-writable sticky directory, not in a home directory, so
     two users share it; it is opened read-only (flock needs no write access), so a file
-    another user created still locks.
+    another user created still locks. With ``timeout``, a lock another process holds
+    longer (while it creates the proxy) is a ProxyUnavailable, not a wait.
     """
-    directory = paths.shared_lock_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    if directory.stat().st_uid == os.getuid():
-        directory.chmod(0o1777)
-    engine_id = os.environ.get("DOCKER_HOST", "default")
-    key = hashlib.sha256(f"{engine_id}\0{name}".encode()).hexdigest()[:16]
-    path = directory / f"proxy-{key}.lock"
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o444)
+    fd = _open_lock(_lock_path(name))
     try:
-        if os.fstat(fd).st_uid == os.getuid():
-            os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _acquire(fd, name, timeout)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def engine_key() -> str:
+    """The engine, named the same whichever way a user reaches it: DOCKER_HOST unset and
+    set to the default socket (through /var/run or /run) are one engine, one lock."""
+    host = os.environ.get("DOCKER_HOST", "").strip() or DEFAULT_DOCKER_HOST
+    if host.startswith("unix://"):
+        return "unix://" + os.path.realpath(host.removeprefix("unix://"))
+    return host
+
+
+def _lock_path(name: str) -> Path:
+    directory = paths.shared_lock_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    mode = directory.stat()
+    if mode.st_mode & 0o1777 != 0o1777 and os.getuid() in (mode.st_uid, 0):
+        directory.chmod(0o1777)
+    key = hashlib.sha256(f"{engine_key()}\0{name}".encode()).hexdigest()[:16]
+    return directory / f"proxy-{key}.lock"
+
+
+def _open_lock(path: Path) -> int:
+    """Open the lock file, creating it if need be, without O_CREAT on a file that exists:
+    with fs.protected_regular, O_CREAT on another user's file in a sticky directory is
+    refused, even to root. A directory another user made a moment ago may not be
+    world-writable yet (they chmod it just after): that is retried for a moment."""
+    end = time.monotonic() + 2.0
+    while True:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError:
+            continue  # another process created it between the two opens
+        except PermissionError as exc:
+            if time.monotonic() > end:
+                raise ProxyUnavailable(
+                    f"cannot create the proxy's lock in {path.parent} ({exc.strerror}): "
+                    f"make it world-writable and sticky (chmod 1777 {path.parent})"
+                ) from None
+            time.sleep(0.02)
+            continue
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        return fd
+
+
+def _acquire(fd: int, name: str, timeout: float | None) -> None:
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+        if time.monotonic() >= end:
+            raise ProxyUnavailable(
+                f"another orchestrate is creating or starting proxy '{name}'; "
+                "this build does not wait for it"
+            )
+        time.sleep(0.02)
 
 
 def _ensure_network(name: str, undo: ExitStack) -> None:
     docker = engine.client()
     if engine.call("look up network", docker.network.exists, name):
         return
+    labels = {OWNER_LABEL: OWNER, CREATED_LABEL: RUN_TOKEN}
     try:
-        network = engine.call(
-            "create network", docker.network.create, name, labels={OWNER_LABEL: OWNER}
-        )
+        network = engine.call("create network", docker.network.create, name, labels=labels)
     except DockerRefused:
         if engine.call("look up network", docker.network.exists, name):
             return  # another process made it first: theirs to keep
@@ -273,11 +379,22 @@ def _ensure_network(name: str, undo: ExitStack) -> None:
 
 
 def _ensure_volume(name: str, undo: ExitStack) -> None:
+    """The volume, created if missing; undone only if this run created it.
+
+    Creating a volume that exists answers the existing one, so another process may have
+    made it between the look-up and the create: the label says whose it is."""
     docker = engine.client()
     if engine.call("look up volume", docker.volume.exists, name):
         return
-    volume = engine.call("create volume", docker.volume.create, name, labels={OWNER_LABEL: OWNER})
-    undo.callback(_remove, "remove volume", docker.volume.remove, volume.name)
+    labels = {OWNER_LABEL: OWNER, CREATED_LABEL: RUN_TOKEN}
+    try:
+        volume = engine.call("create volume", docker.volume.create, name, labels=labels)
+    except DockerRefused:
+        if engine.call("look up volume", docker.volume.exists, name):
+            return  # another process made it first: theirs to keep
+        raise
+    if (volume.labels or {}).get(CREATED_LABEL) == RUN_TOKEN:
+        undo.callback(_remove, "remove volume", docker.volume.remove, volume.name)
 
 
 def _remove(action: str, fn: Any, target: str, **kwargs: Any) -> None:
@@ -291,25 +408,36 @@ def _remove(action: str, fn: Any, target: str, **kwargs: Any) -> None:
 
 
 def _create(proxy: ProxySpec, spec: ContainerSpec, undo: ExitStack, profile: str) -> None:
-    """Create, then start, by id: a failed start removes exactly the container we made."""
+    """Create, then start, by id: a failed start removes exactly the container we made.
+
+    The engine keeps container names unique: when the name is taken while we create,
+    another process (of another user, another lock) made it, and theirs is used. Which
+    it is, is asked of the engine, not read from Docker's message."""
     docker = engine.client()
     options: dict[str, Any] = {}
     if spec.command:
         options["command"] = list(spec.command)
-    container = engine.call(
-        f"create the proxy's {spec.role}",
-        docker.container.create,
-        spec.image,
-        name=spec.name,
-        restart="always",
-        networks=[spec.network],
-        publish=list(spec.publish),
-        volumes=list(spec.volumes),
-        envs=spec.envs,
-        labels=proxy.labels(spec, profile),
-        pull="never",
-        **options,
-    )
+    try:
+        container = engine.call(
+            f"create the proxy's {spec.role}",
+            docker.container.create,
+            spec.image,
+            name=spec.name,
+            restart="always",
+            networks=[spec.network],
+            publish=list(spec.publish),
+            volumes=list(spec.volumes),
+            envs=spec.envs,
+            labels=proxy.labels(spec, profile),
+            pull="never",
+            **options,
+        )
+    except DockerRefused:
+        theirs = find(spec.name)
+        if theirs is None:
+            raise
+        _use_theirs(theirs, proxy, spec, profile)
+        return
     undo.callback(_remove, "remove container", docker.container.remove, container.id, force=True)
     try:
         engine.call(f"start the proxy's {spec.role}", docker.container.start, container.id)
@@ -317,6 +445,19 @@ def _create(proxy: ProxySpec, spec: ContainerSpec, undo: ExitStack, profile: str
         taken = port_taken(spec)
         hint = f"port {taken} is taken: set proxy.port in the profile" if taken else exc.message
         raise ProxyUnavailable(f"could not start the proxy: {hint}", detail=exc.detail) from None
+
+
+def _use_theirs(theirs: Container, proxy: ProxySpec, spec: ContainerSpec, profile: str) -> None:
+    """A container another process created under our name meanwhile: used if it runs with
+    the same settings (and started, as they are about to), never removed by us."""
+    if labels_of(theirs).get(CONFIG_LABEL) != proxy.digest:
+        raise ProxyUnavailable(
+            f"another process created proxy container '{spec.name}' with other settings "
+            "at the same moment: run again"
+        )
+    log.info("proxy container made by another process; using it", container=spec.name)
+    if not theirs.state.running:
+        engine.call(f"start the proxy's {spec.role}", engine.client().container.start, theirs.id)
 
 
 def port_taken(spec: ContainerSpec) -> str | None:
@@ -334,40 +475,98 @@ def port_taken(spec: ContainerSpec) -> str | None:
 
 
 def _reconcile(
-    settings: ProxySettings, undo: ExitStack, requester: Requester, *, allow_build: bool
+    settings: ProxySettings,
+    undo: ExitStack,
+    requester: Requester,
+    *,
+    allow_build: bool,
+    clock: Clock,
+    deadline: Deadline,
 ) -> str:
-    """Make both containers exist, match the settings and run; say what was done."""
+    """Make both containers exist, match the settings and run; say what was done, and
+    tell ``clock`` when creating began.
+
+    Each container is looked at alone: one with the wanted settings is kept (and started),
+    whoever made it, so a process arriving while another creates the proxy never removes
+    the half already made; only a container with other settings is replaced."""
     docker = engine.client()
-    existing = [find(settings.name), find(backend_name(settings))]
     wanted = wanted_spec(settings).digest
-    if all(c is not None and labels_of(c).get(CONFIG_LABEL) == wanted for c in existing):
-        return _start_existing([c for c in existing if c is not None], settings)
-    for container in existing:
-        if container is not None:
-            _check_replaceable(container, settings, requester)
+    existing = find_all((backend_name(settings), settings.name))
+    current = {
+        name: container
+        for name, container in existing.items()
+        if container is not None and labels_of(container).get(CONFIG_LABEL) == wanted
+    }
+    if len(current) == len(existing):
+        return _start_existing(list(current.values()), settings, deadline)
+    outdated = [c for n, c in existing.items() if c is not None and n not in current]
+    for container in outdated:
+        _check_replaceable(container, settings, requester)
+    clock.began = time.monotonic()
     images = ensure_images(settings, allow_build=allow_build, ca_bundle=host.host_ca_bundle())
     proxy = wanted_spec(settings, images)
-    for container in existing:
-        if container is not None:
+    for container in outdated:
+        try:
             engine.call("remove outdated proxy", docker.container.remove, container.id, force=True)
+        except engine.absent_errors():
+            pass  # another process replaced it already
     _ensure_network(settings.network, undo)
     _ensure_volume(settings.cache_volume, undo)
     _ensure_volume(front_volume(settings), undo)
     for spec in proxy.containers:
-        _create(proxy, spec, undo, requester.profile)
-    return "recreated" if any(existing) else "created"
+        kept = current.get(spec.name)
+        if kept is not None:
+            _start_existing([kept], settings, Deadline(None))
+        else:
+            _create(proxy, spec, undo, requester.profile)
+    return "recreated" if outdated else "created"
 
 
-def _start_existing(containers: list[Container], settings: ProxySettings) -> str:
-    docker = engine.client()
+def _start_existing(
+    containers: list[Container], settings: ProxySettings, deadline: Deadline
+) -> str:
+    """Start what is stopped. Within a bounded decision the starts run beside it, one per
+    container, and are not waited for past the bound: they go on, and the proxy serves
+    the next build."""
     if any(c.state.paused for c in containers):
         raise ProxyUnavailable(
             f"proxy '{settings.name}' is paused: `docker unpause {settings.name}` to use it"
         )
-    stopped = [c for c in containers if not c.state.running]
-    for container in stopped:
-        engine.call("start the proxy", docker.container.start, container.id)
-    return "started" if stopped else "found running"
+    stopped = [c.id for c in containers if not c.state.running]
+    if not stopped:
+        return "found running"
+    if not deadline.bounded:
+        engine.call("start the proxy", engine.client().container.start, stopped)
+        return "started"
+    starts = [_Start(ident) for ident in stopped]
+    for start in starts:
+        start.join(deadline.left(float("inf")))
+    if any(start.is_alive() for start in starts):
+        raise ProxyUnavailable(
+            f"proxy '{settings.name}' was stopped: it is starting, for the next build; "
+            "this one does not wait for it"
+        )
+    for start in starts:
+        if start.failure is not None:
+            raise start.failure
+    return "started"
+
+
+class _Start(threading.Thread):
+    """One container started beside the decision; a daemon, so a build that goes on
+    without it never waits for it (the docker command it runs finishes on its own)."""
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(daemon=True, name=f"start {ident[:12]}")
+        self.container = ident
+        self.failure: Exception | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            engine.call("start the proxy", engine.client().container.start, self.container)
+        except Exception as exc:  # handed to the deciding thread
+            self.failure = exc
 
 
 def _check_replaceable(existing: Container, settings: ProxySettings, requester: Requester) -> None:
@@ -392,52 +591,113 @@ def ensure(
     requester: Requester | None = None,
     quick: bool = True,
     patient: bool = False,
+    budget: float | None = None,
+    clock: Clock | None = None,
 ) -> ProxyStatus:
     """Find, start or create the proxy and check that it serves an index page.
 
-    A build waits only for a proxy it created; ``patient`` (`proxy up`) waits for any.
+    A build passes ``budget``: every wait but the one for a proxy it creates ends within
+    it (``clock`` gets the exempt time). ``patient`` (`proxy up`) waits for any proxy.
     """
+    deadline = Deadline(budget)
+    clock = clock if clock is not None else Clock()
     if settings.url:
-        found = status(settings)
+        found = status(settings, probe_timeout=max(0.05, deadline.left(2.0)))
         if not found.healthy:
             raise ProxyUnavailable(
                 f"external proxy {redact(settings.url)} does not serve: {found.reason}"
             )
         return found
-    quick_answer = answering(settings) if quick else None
+    quick_answer = answering(settings, deadline) if quick else None
     if quick_answer is not None:
         return quick_answer
-    with creation_lock(settings.name), ExitStack() as undo:
-        action = _reconcile(settings, undo, requester or Requester(), allow_build=allow_build)
-        patience = {
-            "created": settings.startup_timeout,
-            "recreated": settings.startup_timeout,
-            "started": settings.startup_timeout if patient else STARTED_PATIENCE,
-        }.get(action, QUICK_TIMEOUT)
-        checked = wait_ready(settings.host_url, settings.health_project, patience)
-        if not checked.ok:
-            raise ProxyUnavailable(
-                f"proxy '{settings.name}' ({action}) did not serve within {patience:g} s: "
-                f"{checked.reason} (see `orchestrate proxy logs`)"
+    lock_wait = deadline.left(float("inf")) if deadline.bounded else None
+    checked: Probe | None = None
+    with creation_lock(settings.name, lock_wait), ExitStack() as undo:
+        try:
+            action = _reconcile(
+                settings,
+                undo,
+                requester or Requester(),
+                allow_build=allow_build,
+                clock=clock,
+                deadline=deadline,
             )
-        front, backend = find(settings.name), find(backend_name(settings))
-        if front is None:
-            raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
+            # A proxy this run made is waited for under the lock (and removed again if it
+            # never serves); the others wait on the lock meanwhile, and find it ready.
+            if action in ("created", "recreated"):
+                checked = _wait(settings, action, deadline, patient=patient)
+        except engine.absent_errors() as exc:
+            raise _changed(settings, exc) from None
+        finally:
+            clock.count()
         undo.pop_all()  # it serves: keep what was created
+    try:
+        if checked is None:  # found or started: waited for without holding the lock
+            checked = _wait(settings, action, deadline, patient=patient)
+        both = find_all((settings.name, backend_name(settings)))
+    except engine.absent_errors() as exc:
+        raise _changed(settings, exc) from None
+    front, backend = both[settings.name], both[backend_name(settings)]
+    if front is None:
+        raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
     log.info("proxy ready", name=settings.name, action=action, url=settings.host_url)
     return status_of(front, backend, settings, checked)
 
 
-def predict(settings: ProxySettings, requester: Requester) -> ProxyFacts:
+def _changed(settings: ProxySettings, exc: Exception) -> ProxyUnavailable:
+    return ProxyUnavailable(
+        f"proxy '{settings.name}' changed while starting it (another process removed "
+        f"part of it: {type(exc).__name__}); run again"
+    )
+
+
+def _wait(settings: ProxySettings, action: str, deadline: Deadline, *, patient: bool) -> Probe:
+    """Wait for the proxy to serve: as long as it takes to start one this run created,
+    else only what the decision has left."""
+    created = action in ("created", "recreated")
+    if created or (patient and action == "started"):
+        patience = settings.startup_timeout
+    elif action == "started":
+        patience = deadline.left(STARTED_PATIENCE)
+    else:
+        patience = deadline.left(QUICK_TIMEOUT)
+    checked = wait_ready(
+        settings.host_url,
+        settings.health_project,
+        patience,
+        managed=True,
+        backend_too=created or patient,
+    )
+    if not checked.ok and action == "started" and not patient:
+        raise ProxyUnavailable(
+            f"proxy '{settings.name}' was stopped: it is started, and serves the next build; "
+            f"this one does not wait for it ({checked.reason})"
+        )
+    if not checked.ok:
+        raise ProxyUnavailable(
+            f"proxy '{settings.name}' ({action}) did not serve within {patience:.2g} s: "
+            f"{checked.reason} (see `orchestrate proxy logs`)"
+        )
+    return checked
+
+
+def predict(
+    settings: ProxySettings, requester: Requester, budget: float | None = None
+) -> ProxyFacts:
     """What `ensure` would find or make, found without changing anything (for dry runs).
 
     A conflict (a stranger's container, another profile's proxy) is raised as `ensure`
     raises it, so the caller decides the same way for a dry run and a real one.
     """
-    found = status(settings) if settings.url else answering(settings)
+    deadline = Deadline(budget)
+    if settings.url:
+        found: ProxyStatus | None = status(settings, probe_timeout=max(0.05, deadline.left(2.0)))
+    else:
+        found = answering(settings, deadline)
     if found is not None:
         return found.facts()
-    existing = [find(settings.name), find(backend_name(settings))]
+    existing = list(find_all((settings.name, backend_name(settings))).values())
     wanted = wanted_spec(settings).digest
     if all(c is not None and labels_of(c).get(CONFIG_LABEL) == wanted for c in existing):
         return _predict_existing({state_of(c) for c in existing})
@@ -461,36 +721,47 @@ def _predict_existing(states: set[str]) -> ProxyFacts:
 
 
 def down(settings: ProxySettings, *, purge: bool = False) -> list[str]:
-    """Stop and remove the proxy; with purge, its cache volumes and network too."""
+    """Stop and remove the proxy; with purge, its cache volumes and network too.
+
+    What another process removed meanwhile is simply gone (absence, as a type)."""
     docker = engine.client()
     done: list[str] = []
     with creation_lock(settings.name):
         for name in (settings.name, backend_name(settings)):
             container = find(name)
-            if container is not None:
+            if container is None:
+                continue
+            try:
                 engine.call(
                     "remove proxy container", docker.container.remove, container.id, force=True
                 )
-                done.append(f"removed container {name}")
+            except engine.absent_errors():
+                continue
+            done.append(f"removed container {name}")
         if purge:
             done += _purge(settings)
     return done
 
 
 def _purge(settings: ProxySettings) -> list[str]:
+    """Our volumes and network (by their ownership label), each asked about once."""
     docker = engine.client()
     done = []
     for name in (settings.cache_volume, front_volume(settings)):
-        if engine.call("look up volume", docker.volume.exists, name):
+        try:
             volume = engine.call("inspect volume", docker.volume.inspect, name)
             if (volume.labels or {}).get(OWNER_LABEL) == OWNER:
                 engine.call("remove cache volume", docker.volume.remove, volume.name)
                 done.append(f"removed volume {name}")
-    if engine.call("look up network", docker.network.exists, settings.network):
+        except engine.absent_errors():
+            continue
+    try:
         network = engine.call("inspect network", docker.network.inspect, settings.network)
         if (network.labels or {}).get(OWNER_LABEL) == OWNER and not network.containers:
             engine.call("remove network", docker.network.remove, network.id)
             done.append(f"removed network {settings.network}")
+    except engine.absent_errors():
+        pass
     return done
 
 
@@ -500,11 +771,15 @@ def logs(settings: ProxySettings, *, tail: int | None = None) -> str:
     parts = []
     for name in (backend_name(settings), settings.name):
         container = find(name)
-        if container is not None:
+        if container is None:
+            continue
+        try:
             text = str(
                 engine.call("read proxy logs", docker.container.logs, container.id, tail=tail)
             )
-            parts.append(f"== {name}\n{text}")
+        except engine.absent_errors():
+            continue
+        parts.append(f"== {name}\n{text}")
     if not parts:
         raise ProxyUnavailable(f"no proxy container named '{settings.name}'")
     return "".join(parts)

@@ -1,18 +1,30 @@
 """Is the proxy serving? Only an index page actually served is proof.
 
 A port that accepts connections proves nothing (a hung proxy accepts them), and neither
-does a 404 (a mistyped path answers one), so the probe asks for one project's page, as
-pip would, and counts a 200 with a simple-API body type. The probe runs on every build, so
-what it imports is part of orchestrator's overhead budget (see ``_request``).
+does a 404 (a mistyped path answers one) or any 200 (a web page at a wrong path answers
+one), so the probe asks for one project's page, as pip would, and counts a 200 with a
+simple-API body type whose body lists distribution files. The probe runs on every build,
+so what it imports is part of orchestrator's overhead budget (see ``_request``).
+
+The managed proxy is asked through its cache first (``served``): its ``/offline/`` twin
+of the page is answered by the front alone, so the probe never makes the front refresh a
+page from the upstream (a probe is not a package request, and during an outage it must
+not become one); only a page the cache does not hold yet is asked for through proxpi.
+Every probe says who it is (``PROBE_AGENT``), so access-log readers can leave it out.
 """
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from orchestrator.urls import redact, split_credentials
+from orchestrator.errors import ProxyUnavailable
+from orchestrator.log import get_logger
+from orchestrator.plan.facts import ProxyFacts
+from orchestrator.urls import offline_url, redact, split_credentials
 
 SIMPLE_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
@@ -20,6 +32,40 @@ SIMPLE_ACCEPT = (
 )
 SIMPLE_TYPES = ("application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.v1+html")
 HTML_TYPE = "text/html"
+log = get_logger(__name__)
+PROBE_AGENT = "orchestrator-probe/1"
+QUICK_TIMEOUT = 0.8  # seconds a running proxy gets to serve before a build falls back
+IDENTITY_TIMEOUT = 0.4  # seconds the front gets to say who it is (it answers in milliseconds)
+UPSTREAM_TIMEOUT = 0.8  # seconds the upstream gets to answer before it counts as down
+UPSTREAM_REMEMBERED = 30.0  # seconds an upstream seen up is taken to be up, at most
+# Seconds deciding between the proxy, offline and the fallback may take, the wait for a
+# proxy this run creates aside: the upstream's check runs beside it, within its own timeout.
+DECISION_BUDGET = 0.85
+# A link to a distribution file, as a PEP 503 page has one per file.
+_DIST_LINK = re.compile(
+    r"""href\s*=\s*["'][^"'#]*\.(?:whl|tar\.gz|zip|tar\.bz2|tgz|egg)(?:#[^"']*)?["']""",
+    re.IGNORECASE,
+)
+
+
+class Deadline:
+    """The time a build's decision may take; ``None`` seconds: no bound (`proxy up`)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    @property
+    def bounded(self) -> bool:
+        return self.end is not None
+
+    def left(self, cap: float) -> float:
+        """Seconds left, at most ``cap`` (``cap`` itself when unbounded)."""
+        if self.end is None:
+            return cap
+        return max(0.0, min(cap, self.end - time.monotonic()))
+
+    def expired(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
 
 
 @dataclass(frozen=True)
@@ -41,43 +87,145 @@ def probe(index_url: str, project: str, timeout: float = 2.0) -> Probe:
     """Fetch one project's index page through the proxy, as pip would."""
     bare, auth = split_credentials(index_url)
     url = project_url(bare, project)
+    headers = {"Accept": SIMPLE_ACCEPT, "User-Agent": PROBE_AGENT, **auth}
     started = time.monotonic()
     try:
-        status, content_type = _get(url, {"Accept": SIMPLE_ACCEPT, **auth}, timeout)
+        status, content_type, body = _request("GET", url, headers, timeout)
     except TimeoutError:
         return Probe(False, f"{url} did not answer in {timeout:.1f} s", None, timeout, True)
     except (OSError, ValueError, IndexError) as exc:
         return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
     took = time.monotonic() - started
-    if status == 200 and content_type.startswith((*SIMPLE_TYPES, HTML_TYPE)):
-        return Probe(True, f"served {url} ({status})", status, took)
+    if status == 200:
+        why_not = not_an_index_page(content_type, body)
+        if why_not is None:
+            return Probe(True, f"served {url} ({status})", status, took)
+        return Probe(False, f"{url} answered 200 but {why_not}", status, took)
     if status == 404:
         why = f"{url} answered 404: no project '{project}' there (check the URL, health_project)"
         return Probe(False, why, status, took)
     return Probe(False, f"{url} answered {status} ({content_type or 'no type'})", status, took)
 
 
-def identity(index_url: str, timeout: float) -> dict[str, str] | None:
-    """What the front says about itself (``/_orchestrator/id``), None if it says nothing."""
+def not_an_index_page(content_type: str, body: bytes) -> str | None:
+    """Why a 200 is not a project's simple-API page, None when it is one.
+
+    JSON (PEP 691) must have its ``files`` list; HTML (PEP 503) must link at least one
+    distribution file: a web page that happens to answer at a mistyped path has neither.
+    """
     import json  # noqa: PLC0415
 
-    parts = urlsplit(index_url)
-    url = f"{parts.scheme}://{parts.netloc}/_orchestrator/id"
+    kind = content_type.partition(";")[0].strip().lower()
+    if kind == SIMPLE_TYPES[0]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return "its JSON does not parse"
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            return "its JSON has no 'files' list (not a PEP 691 project page)"
+        return None
+    if kind in (SIMPLE_TYPES[1], HTML_TYPE):
+        if _DIST_LINK.search(body.decode("utf-8", "replace")):
+            return None
+        return "its HTML links no distribution file (not a PEP 503 project page)"
+    return f"its type is {kind or 'missing'}, not a simple-API page"
+
+
+def served(index_url: str, project: str, timeout: float) -> Probe:
+    """A managed proxy's page for ``project``: from its cache alone if it has it, else
+    through proxpi (which may ask the upstream), all within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    cached = probe(offline_url(index_url), project, timeout)
+    if cached.ok:
+        return Probe(True, f"{cached.reason}, from its cache", cached.status, cached.seconds)
+    if cached.status != 404:  # hung, refused or broken: asking again says nothing new
+        return cached
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return Probe(False, f"{cached.reason}; no time left to ask through proxpi", 404)
+    return probe(index_url, project, left)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What ``/_orchestrator/id`` said: the front's settings digest, or why there is none."""
+
+    said: dict[str, str] | None
+    reason: str
+    timed_out: bool = False
+
+    @property
+    def digest(self) -> str | None:
+        return self.said.get("digest") if self.said else None
+
+
+def identity(index_url: str, timeout: float) -> Identity:
+    """What the front says about itself (``/_orchestrator/id``).
+
+    A connection refused comes back at once; one accepted and never answered (a paused or
+    hung front) comes back as ``timed_out`` after ``timeout``.
+    """
+    import json  # noqa: PLC0415
+
+    url = _front_url(index_url, "/_orchestrator/id")
     try:
-        status, _, body = _request("GET", url, {}, timeout)
+        status, _, body = _request("GET", url, {"User-Agent": PROBE_AGENT}, timeout)
         data = json.loads(body) if status == 200 else None
-    except (OSError, ValueError, IndexError):
-        return None
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+    except TimeoutError:
+        return Identity(None, f"{url} accepted the connection but did not answer", True)
+    except (OSError, ValueError, IndexError) as exc:
+        return Identity(None, f"{url} unreachable: {exc}")
+    if not isinstance(data, dict):
+        return Identity(None, f"{url} answered {status}, not an orchestrator front")
+    return Identity({str(k): str(v) for k, v in data.items()}, f"{url} answered")
 
 
-def answers(index_url: str, project: str, digest: str, timeout: float) -> Probe | None:
-    """The proxy's probe, if its front says it runs with the settings of ``digest``."""
-    said = identity(index_url, timeout=timeout)
-    if said is None or said.get("digest") != digest:
+def answers(
+    index_url: str, project: str, digest: str, *, name: str, deadline: Deadline | None = None
+) -> Probe | None:
+    """The page the managed proxy serves, if its front says it runs with the settings of
+    ``digest``; None when it does not say so (nothing listens, other settings).
+
+    Within a bounded ``deadline``, a front that accepts connections and does not answer,
+    or says our digest and serves no page in time, is a ProxyUnavailable at once: asking
+    Docker would not make it serve within the bound.
+    """
+    deadline = deadline or Deadline(None)
+    said = identity(index_url, timeout=max(0.05, deadline.left(IDENTITY_TIMEOUT)))
+    if said.timed_out and deadline.bounded:
+        raise ProxyUnavailable(
+            f"proxy '{name}' accepts connections but does not answer in "
+            f"{IDENTITY_TIMEOUT:g} s (paused or hung: `orchestrate proxy status` says which)"
+        )
+    if said.digest is None or said.digest != digest:
         return None
-    checked = probe(index_url, project, timeout)
-    return checked if checked.ok else None
+    checked = served(index_url, project, max(0.05, deadline.left(QUICK_TIMEOUT)))
+    if checked.ok:
+        return checked
+    if checked.timed_out and deadline.bounded:
+        raise ProxyUnavailable(f"proxy '{name}' does not serve: {checked.reason}")
+    return None
+
+
+def backend(index_url: str, timeout: float) -> Probe:
+    """Whether proxpi answers behind the front (its own health check: no upstream call)."""
+    url = _front_url(index_url, "/_orchestrator/backend")
+    started = time.monotonic()
+    try:
+        status, _, _ = _request("GET", url, {"User-Agent": PROBE_AGENT}, timeout)
+    except TimeoutError:
+        return Probe(False, f"proxpi did not answer in {timeout:.1f} s", None, timeout, True)
+    except (OSError, ValueError, IndexError) as exc:
+        return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
+    took = time.monotonic() - started
+    if status == 200:
+        return Probe(True, f"proxpi answers ({took * 1000:.0f} ms)", status, took)
+    return Probe(False, f"proxpi does not answer yet (the front says {status})", status, took)
+
+
+def _front_url(index_url: str, path: str) -> str:
+    parts = urlsplit(index_url)
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def upstream(index_url: str, timeout: float) -> Probe:
@@ -85,7 +233,7 @@ def upstream(index_url: str, timeout: float) -> Probe:
     bare, auth = split_credentials(index_url)
     started = time.monotonic()
     try:
-        status, _, _ = _request("HEAD", bare, auth, timeout)
+        status, _, _ = _request("HEAD", bare, {"User-Agent": PROBE_AGENT, **auth}, timeout)
     except TimeoutError:
         return Probe(
             False, f"{redact(bare)} did not answer in {timeout:.1f} s", None, timeout, True
@@ -98,15 +246,19 @@ def upstream(index_url: str, timeout: float) -> Probe:
     return Probe(True, f"{redact(bare)} answered {status}", status, took)
 
 
-def _get(url: str, headers: dict[str, str], timeout: float) -> tuple[int, str]:
-    status, content_type, _ = _request("GET", url, headers, timeout)
-    return status, content_type
-
-
 def _request(
     method: str, url: str, headers: dict[str, str], timeout: float
 ) -> tuple[int, str, bytes]:
-    """One request; plain http over a socket, https through http.client.
+    """One request: its status, content type and body."""
+    status, found, body = exchange(method, url, headers, timeout)
+    return status, found.get("content-type", ""), body
+
+
+def exchange(
+    method: str, url: str, headers: dict[str, str], timeout: float
+) -> tuple[int, dict[str, str], bytes]:
+    """One request: status, headers (lower-case names) and body; plain http over a
+    socket, https through http.client.
 
     Every build probes the proxy over plain http on loopback, and http.client (with the
     email package it parses headers with) costs a fifth of orchestrator's overhead budget
@@ -124,7 +276,7 @@ def _request(
 
 def _http(
     method: str, host: str, port: int, *, path: str, headers: dict[str, str], timeout: float
-) -> tuple[int, str, bytes]:
+) -> tuple[int, dict[str, str], bytes]:
     import socket  # noqa: PLC0415
 
     name = f"[{host}]" if ":" in host else host
@@ -142,27 +294,49 @@ def _http(
                 break
             received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
+    status_line, found = _head(head)
+    if found.get("transfer-encoding", "").lower() == "chunked":
+        body = _unchunk(body)
+    return int(status_line.split()[1]), found, body
+
+
+def _head(head: bytes) -> tuple[str, dict[str, str]]:
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    fields = dict(line.split(":", 1) for line in header_lines if ":" in line)
-    found = {key.strip().lower(): value.strip() for key, value in fields.items()}
-    return int(status_line.split()[1]), found.get("content-type", ""), body
+    pairs = (line.split(":", 1) for line in header_lines if ":" in line)
+    return status_line, {key.strip().lower(): value.strip() for key, value in pairs}
 
 
 def _complete(received: bytes, method: str) -> bool:
-    """Whether the whole response is in: its head, and the body its Content-Length names."""
+    """Whether the whole response is in: its head, and the body its Content-Length names
+    (or a chunked body's last chunk)."""
     head, _, body = received.partition(b"\r\n\r\n")
     if method == "HEAD":
         return True
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "content-length" and value.strip().isdigit():
-            return len(body) >= int(value.strip())
+    _, found = _head(head)
+    length = found.get("content-length", "")
+    if length.isdigit():
+        return len(body) >= int(length)
+    if found.get("transfer-encoding", "").lower() == "chunked":
+        return body.endswith(b"0\r\n\r\n")
     return False  # no length: read until the server closes (Connection: close)
+
+
+def _unchunk(body: bytes) -> bytes:
+    """A chunked body's data."""
+    data = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            break
+        data += rest[:size]
+        body = rest[size + 2 :]
+    return data
 
 
 def _https(
     method: str, host: str, port: int, *, path: str, headers: dict[str, str], timeout: float
-) -> tuple[int, str, bytes]:
+) -> tuple[int, dict[str, str], bytes]:
     import http.client  # noqa: PLC0415
 
     connection = http.client.HTTPSConnection(host, port, timeout=timeout)
@@ -170,18 +344,37 @@ def _https(
         connection.request(method, path, headers=headers)
         response = connection.getresponse()
         body = response.read()
-        return response.status, response.getheader("Content-Type", "") or "", body
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
     finally:
         connection.close()
 
 
-def wait_ready(index_url: str, project: str, timeout: float) -> Probe:
-    """Probe with exponential backoff until served or out of time."""
+def wait_ready(
+    index_url: str,
+    project: str,
+    timeout: float,
+    *,
+    managed: bool = False,
+    backend_too: bool = False,
+) -> Probe:
+    """Probe with exponential backoff until served or out of time.
+
+    ``managed``: our own front, asked through its cache first (``served``);
+    ``backend_too``: proxpi must answer behind it as well (a proxy just created or
+    started, whose front may serve its cache a moment before proxpi is up).
+    """
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
-        left = max(0.1, deadline - time.monotonic())
-        found = probe(index_url, project, timeout=min(5.0, left))
+        left = max(0.05, deadline - time.monotonic())
+        if managed:
+            found = served(index_url, project, timeout=min(5.0, left))
+        else:
+            found = probe(index_url, project, timeout=min(5.0, left))
+        if found.ok and backend_too:
+            behind = backend(index_url, timeout=min(5.0, max(0.05, deadline - time.monotonic())))
+            if not behind.ok:
+                found = behind
         if found.ok or time.monotonic() + delay > deadline:
             return found
         time.sleep(delay)
@@ -216,3 +409,54 @@ def upstream_remembered(index_url: str, timeout: float, remember: float = 30.0) 
         except OSError:
             pass
     return found
+
+
+class UpstreamCheck(threading.Thread):
+    """``upstream_remembered`` with the build's timeout, asked beside the proxy's check in a
+    daemon thread: abandoned, not waited for, when its answer is not needed."""
+
+    def __init__(self, index_url: str, remember: float) -> None:
+        super().__init__(daemon=True, name="upstream check")
+        self.index_url = index_url
+        self.remember = remember
+        self.found = Probe(False, "not asked")
+        self.seconds = 0.0
+        self.start()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        self.found = upstream_remembered(self.index_url, UPSTREAM_TIMEOUT, self.remember)
+        self.seconds = time.monotonic() - started
+
+    def result(self) -> tuple[Probe, float]:
+        self.join()
+        return self.found, self.seconds
+
+
+def remembered_for(index_ttl: float) -> float:
+    """How long an upstream seen up is taken to be up: never past the index TTL, after
+    which the front would refresh its pages from it."""
+    return min(UPSTREAM_REMEMBERED, float(index_ttl))
+
+
+def log_decision(
+    started: float,
+    proxy_seconds: float,
+    upstream_seconds: float,
+    creating: float,
+    found: ProxyFacts,
+) -> None:
+    """The decision's debug line: how long it took, what was exempt (creating a proxy and
+    waiting for it), and what the bound covers: each side's own time, the proxy's without
+    the creation."""
+    log.debug(
+        "proxy decided",
+        seconds=round(time.monotonic() - started, 3),
+        creating=round(creating, 3),
+        bounded=round(max(upstream_seconds, proxy_seconds - creating), 3),
+        upstream_seconds=round(upstream_seconds, 3),
+        proxy_seconds=round(proxy_seconds, 3),
+        healthy=found.healthy,
+        offline=found.offline,
+        reason=found.reason,
+    )

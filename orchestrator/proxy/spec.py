@@ -103,6 +103,7 @@ def proxpi_env(settings: ProxySettings, *, with_ca: bool) -> dict[str, str]:
         "PROXPI_DOWNLOAD_TIMEOUT": str(settings.download_timeout),
         "PROXPI_CONNECT_TIMEOUT": "10",
         "PROXPI_READ_TIMEOUT": "60",
+        "PYTHONUNBUFFERED": "1",  # its access log reaches `orchestrate proxy logs` at once
     }
     if settings.extra_indexes:
         env["PROXPI_EXTRA_INDEX_URLS"] = ",".join(settings.extra_indexes)

@@ -14,12 +14,14 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from python_on_whales import docker
+from python_on_whales.exceptions import NoSuchContainer, NoSuchVolume
 
 from tests.support.index import write_simple_index
 from tests.support.upstream_container import Upstream, json_lines, temporary_network
@@ -207,10 +209,10 @@ def proxy_cleanup(proxy_config: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def remove_proxy(name: str, cache_volume: str) -> None:
     """The proxy's two containers and two volumes, whatever state they are in."""
     for container in (name, f"{name}-backend"):
-        if docker.container.exists(container):
+        with suppress(NoSuchContainer):
             docker.container.remove(container, force=True)
     for volume in (cache_volume, f"{cache_volume}-front"):
-        if docker.volume.exists(volume):
+        with suppress(NoSuchVolume):
             docker.volume.remove(volume)
 
 

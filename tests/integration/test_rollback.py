@@ -11,7 +11,7 @@ from typing import Any
 
 from python_on_whales import docker
 
-from tests.integration.conftest import PIP_DOCKERFILE, Workspace
+from tests.integration.conftest import PIP_DOCKERFILE, Workspace, free_port
 
 
 def names(run_id: str, what: str) -> dict[str, Any]:
@@ -20,6 +20,7 @@ def names(run_id: str, what: str) -> dict[str, Any]:
         "network": f"orchestrator-test-{what}net-{run_id}",
         "cache_volume": f"orchestrator-test-{what}vol-{run_id}",
         "health_project": "orch-no-such-project",  # a 404: the proxy never counts as ready
+        "port": free_port(),  # not the session proxy's, which may be running
     }
 
 

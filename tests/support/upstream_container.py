@@ -10,12 +10,25 @@ Typical use::
 Every container and network made here is named ``orchestrator-test-...`` and labelled
 ``io.orchestrator.test=<role>``; nothing publishes a port.  ``stop()``/``remove`` are idempotent
 and run from ``__exit__``, so a failing test leaves nothing behind.
+
+Outages, for tests of what survives them (``Upstream.outage(kind)``):
+
+- ``stopped``: the container is stopped, so nothing listens; on a network made by
+  ``fixed_subnet_network`` it keeps its address across stop and start (``Upstream(ip=...)``),
+  so a proxy configured with that address finds it again;
+- ``hung``: the container is paused (``docker pause``): connections are accepted by the kernel
+  and never answered, as by a hung server; requests queued meanwhile are answered and logged
+  once it is unpaused;
+- ``failing``: a ``FAULT`` file in the served tree makes the server answer 500 to everything
+  (``server.fault_status``), and log each such request with ``"fault": true``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import random
 import stat
 import time
 import uuid
@@ -24,12 +37,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchNetwork
 
-from tests.support.upstream.server import READY_MARKER
+from tests.support.upstream.server import FAULT_FILE, READY_MARKER
 
 __all__ = [
     "ALIAS",
@@ -39,12 +52,16 @@ __all__ = [
     "HERMETIC_PIP_ENV",
     "IMAGE_TAG",
     "LABEL",
+    "OUTAGES",
+    "TEST_SUBNETS",
     "ClientContainer",
+    "Outage",
     "ShellResult",
     "Upstream",
     "UpstreamError",
     "base_image",
     "build_upstream_image",
+    "fixed_subnet_network",
     "json_lines",
     "temporary_network",
     "unique_name",
@@ -70,6 +87,13 @@ HERMETIC_PIP_ENV: Mapping[str, str] = {
 }
 """Environment for pip inside test containers: no config files, no self-update check (which
 would reach the real PyPI), no prompts, plain output."""
+
+# Test networks with a subnet of their own come from here: it collides neither with the stock
+# engine's pools (172.17-31.x, 192.168.x) nor with the current engine's (10.213.0.0/24 and
+# 10.214.0.0/16, scripts/engines), nor with the host's own addresses.
+TEST_SUBNETS = ipaddress.ip_network("10.231.0.0/16")
+Outage = Literal["stopped", "hung", "failing"]
+OUTAGES: tuple[Outage, ...] = ("stopped", "hung", "failing")
 
 _built: dict[tuple[str, str], str] = {}
 
@@ -125,6 +149,51 @@ def temporary_network(role: str = "net") -> Iterator[str]:
     finally:
         with suppress(NoSuchNetwork):
             docker.network.remove(name)
+
+
+@contextmanager
+def fixed_subnet_network(role: str = "fixnet") -> Iterator[tuple[str, ipaddress.IPv4Network]]:
+    """A fresh bridge network on a /24 of ``TEST_SUBNETS``, removed on exit.
+
+    Its containers can be given fixed addresses, which a stopped container keeps (an address
+    the engine picked may go to another container meanwhile). A /24 that a network of the
+    engine holds (a leftover, another run) is skipped: the engine is asked which are taken,
+    before and, if the create is refused, again after.
+    """
+    name = unique_name(role)
+    candidates = list(TEST_SUBNETS.subnets(new_prefix=24))
+    random.shuffle(candidates)
+    for subnet in candidates[:8]:
+        assert isinstance(subnet, ipaddress.IPv4Network)
+        if any(subnet.overlaps(taken) for taken in _engine_subnets()):
+            continue
+        try:
+            docker.network.create(
+                name, subnet=str(subnet), gateway=str(subnet[1]), labels={LABEL: role}
+            )
+        except DockerException:
+            if any(subnet.overlaps(taken) for taken in _engine_subnets()):
+                continue  # taken meanwhile
+            raise
+        break
+    else:
+        raise UpstreamError(f"no free /24 in {TEST_SUBNETS} for a test network")
+    try:
+        yield name, subnet
+    finally:
+        with suppress(NoSuchNetwork):
+            docker.network.remove(name)
+
+
+def _engine_subnets() -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets of every network the engine has."""
+    found = []
+    for network in docker.network.list():
+        for config in network.ipam.config or []:
+            subnet = config.get("Subnet") if isinstance(config, dict) else None
+            if subnet and ":" not in str(subnet):
+                found.append(ipaddress.IPv4Network(str(subnet), strict=False))
+    return found
 
 
 def _make_world_readable(tree: Path) -> None:
@@ -215,6 +284,7 @@ class Upstream(_Started):
         delay_ms: int = 0,
         rate_bps: int = 0,
         ready_timeout: float = 30.0,
+        ip: str | None = None,
     ) -> None:
         self.tree = Path(tree).resolve()
         self.network = network
@@ -229,7 +299,9 @@ class Upstream(_Started):
         self._started = False
         self._stopped = False
         self._mark = 0
-        self._ip: str | None = None
+        self._ip: str | None = ip
+        self._fixed_ip = ip
+        self._runs = 0  # how many times the server started: each run logs one ready line
         self._final_stdout: str | None = None
         self._final_stderr: str | None = None
 
@@ -249,6 +321,7 @@ class Upstream(_Started):
             name=self.name,
             networks=[self.network],
             network_aliases=[self.alias],
+            ip=self._fixed_ip,
             volumes=[(str(self.tree), TREE_MOUNT, "ro")],
             labels={LABEL: "upstream"},
             envs={
@@ -270,10 +343,12 @@ class Upstream(_Started):
         return self
 
     def _wait_ready(self) -> None:
+        """Until this run of the server logged its ready line (earlier runs logged theirs)."""
+        self._runs += 1
         deadline = time.monotonic() + self._ready_timeout
         while True:
             _, stderr = _split_logs(self.name)
-            if READY_MARKER in stderr:
+            if stderr.count(READY_MARKER) >= self._runs:
                 return
             state = docker.container.inspect(self.name).state
             if not state.running:
@@ -292,6 +367,48 @@ class Upstream(_Started):
         upstream's own URL, so the client's network must resolve the upstream too.
         """
         docker.network.connect(network, self.name, alias=alias or self.alias)
+
+    # ---- outages ---------------------------------------------------------------------------
+
+    def halt(self) -> None:
+        """Stop the server: nothing listens (its address stays if it was given one)."""
+        docker.container.stop(self.name, time=2)
+
+    def resume(self) -> None:
+        """Start the halted server again and wait until it listens."""
+        docker.container.start(self.name)
+        self._wait_ready()
+
+    def hang(self) -> None:
+        """Freeze the server: connections are accepted and never answered."""
+        docker.container.pause(self.name)
+
+    def unhang(self) -> None:
+        docker.container.unpause(self.name)
+
+    def fail(self, status: int = 500) -> None:
+        """Answer every request with ``status`` until ``heal()``."""
+        (self.tree / FAULT_FILE).write_text(f"{status}\n")
+        (self.tree / FAULT_FILE).chmod(0o644)
+
+    def heal(self) -> None:
+        (self.tree / FAULT_FILE).unlink(missing_ok=True)
+
+    @contextmanager
+    def outage(self, kind: Outage) -> Iterator[None]:
+        """The upstream stopped, hung or failing for the block, then serving again."""
+        if kind == "stopped" and not self._fixed_ip:
+            raise UpstreamError("a stopped upstream keeps its address only with a fixed ip")
+        begin, end = {
+            "stopped": (self.halt, self.resume),
+            "hung": (self.hang, self.unhang),
+            "failing": (self.fail, self.heal),
+        }[kind]
+        begin()
+        try:
+            yield
+        finally:
+            end()
 
     def stop(self) -> None:
         """Remove the container (idempotent); its request log stays readable afterwards."""

@@ -214,6 +214,19 @@ def test_a_dead_upstream_sends_builds_to_the_proxy_s_cache_only(make_plan: MakeP
     assert "http://up/simple/ unreachable" in decision(plan, "mode").reason
 
 
+def test_the_plan_says_where_to_read_the_proxy_from_and_why_it_is_offline(
+    make_plan: MakePlan,
+) -> None:
+    offline = make_plan(proxy=OFFLINE)
+    assert (offline.outage, offline.proxy_front) == (
+        "http://up/simple/ unreachable",
+        "http://127.0.0.1:5000/index/",
+    )
+    assert make_plan().outage is None
+    assert make_plan().proxy_front == "http://127.0.0.1:5000/index/"
+    assert make_plan(options=BuildOptions(no_proxy=True)).proxy_front is None
+
+
 def test_offline_keeps_the_rendering_of_the_other_modes(make_plan: MakePlan) -> None:
     assert make_plan(proxy=OFFLINE).rendered_text == make_plan().rendered_text
     assert make_plan(proxy=OFFLINE).argv == make_plan().argv

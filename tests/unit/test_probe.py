@@ -19,7 +19,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif self.path == "/index/pip/":
             accept = self.headers.get("Accept", "")
             kind = "application/vnd.pypi.simple.v1+json" if "v1+json" in accept else "text/html"
-            self._send(200, kind, b"{}")
+            body = b'{"meta": {"api-version": "1.0"}, "name": "pip", "files": []}'
+            if kind == "text/html":
+                body = b'<a href="pip-1.0-py3-none-any.whl#sha256=00">pip-1.0</a>'
+            self._send(200, kind, body)
         elif self.path == "/index/slow/":
             time.sleep(3)
             self._send(200, "text/html", b"late")
@@ -80,9 +83,9 @@ def test_nothing_listening_is_unreachable() -> None:
 
 
 def test_the_front_s_digest_is_read(index: str) -> None:
-    assert probe.identity(index, timeout=1) == {"digest": "abc", "name": "p"}
-    assert probe.answers(index, "pip", "abc", timeout=1) is not None
-    assert probe.answers(index, "pip", "other", timeout=1) is None
+    assert probe.identity(index, timeout=1).said == {"digest": "abc", "name": "p"}
+    assert probe.answers(index, "pip", "abc", name="p") is not None
+    assert probe.answers(index, "pip", "other", name="p") is None
 
 
 def test_the_upstream_check_is_a_head_of_its_root(index: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,14 @@ import pytest
 from orchestrator import dockerfile
 from orchestrator.errors import BadInput
 from orchestrator.profiles import ProfileStore, ProxySettings
-from orchestrator.proxy.front import CONF_VARIABLE, FRONT_DIR, FrontConfig, nginx_conf
+from orchestrator.proxy import spec as spec_module
+from orchestrator.proxy.front import (
+    CONF_VARIABLE,
+    FRONT_DIR,
+    FrontConfig,
+    nginx_conf,
+    start_command,
+)
 from orchestrator.proxy.image import build_image_argv, recipes
 from orchestrator.proxy.spec import (
     CA_TARGET,
@@ -191,8 +199,30 @@ def test_the_front_answers_its_digest_and_reaches_proxpi_by_name() -> None:
     spec = proxy_spec(settings(name="px"), image=IMAGE)
     conf = spec.front.envs[CONF_VARIABLE]
     assert f'"digest": "{spec.digest}"' in conf
-    assert "server px-backend:5000" in conf
+    assert "set $proxpi http://px-backend:5000;" in conf
     assert spec.front.command[:2] == ("sh", "-c")
+
+
+def test_the_front_stops_at_once_on_the_nginx_images_stop_signal() -> None:
+    script = start_command()[2]
+    trap = next(line for line in script.splitlines() if line.startswith("trap "))
+    assert trap.split("'")[-1].split() == ["TERM", "INT", "QUIT"]
+
+
+def test_the_front_resolves_proxpi_when_asked_so_it_starts_without_it() -> None:
+    """An upstream{} block resolves its server at start: nginx would not start while proxpi
+    is down, which is exactly when the front's cache matters."""
+    conf = front_conf()
+    assert not re.search(r"^\s*upstream\s", conf, flags=re.MULTILINE)
+    assert "resolver 127.0.0.11 valid=10s ipv6=off;" in conf
+    assert conf.count("proxy_pass $proxpi;") == 4  # files, pages, backend health, the rest
+
+
+def test_a_new_front_configuration_is_a_new_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = proxy_spec(settings(), image=IMAGE).digest
+    original = spec_module.nginx_conf
+    monkeypatch.setattr(spec_module, "nginx_conf", lambda config: original(config) + "# new\n")
+    assert proxy_spec(settings(), image=IMAGE).digest != before
 
 
 # --- the front's nginx configuration ---------------------------------------------------------
@@ -257,6 +287,23 @@ def test_offline_location_never_reaches_proxpi() -> None:
     assert "proxy_pass http://127.0.0.1:9;" in offline
     assert "rewrite ^/offline(/.*)$ $1 break;" in offline
     assert "proxpi" not in offline
+
+
+def test_offline_answers_404_for_what_is_not_cached_and_logs_it() -> None:
+    conf = front_conf()
+    offline = block(conf, "location /offline/")
+    assert "error_page 502 504 =404 /_orchestrator/not-cached;" in offline
+    not_cached = block(conf, "location = /_orchestrator/not-cached")
+    assert "internal;" in not_cached
+    assert "return 404 " in not_cached
+    assert "access_log off" not in not_cached  # the request it answers is logged
+
+
+def test_the_backend_health_is_proxpi_s_own_which_never_asks_the_upstream() -> None:
+    backend = block(front_conf(), "location = /_orchestrator/backend")
+    assert "rewrite ^ /health break;" in backend
+    assert "proxy_cache off;" in backend
+    assert "proxy_connect_timeout 1s;" in backend
 
 
 def test_front_allows_no_cache_invalidation_from_outside() -> None:

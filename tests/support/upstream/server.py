@@ -22,7 +22,15 @@ Every request is logged as one JSON line on stdout (flushed)::
      "client": "172.18.0.3", "user_agent": "pip/23.0.1 ...", "duration_ms": 1.2}
 
 ``bytes`` counts body bytes actually written.  A readiness line goes to stderr once the socket is
-listening.  Configuration: ``--root``/``UPSTREAM_ROOT`` (default ``/srv/index``),
+listening.
+
+Fault injection: while a file named ``FAULT`` exists at the root of the served tree, every request
+is answered with the status code written in it (500 when it holds no number), with a plain-text
+body and ``Cache-Control: no-store``, and its log line carries ``"fault": true``.  The file is read
+per request, so a test outside the container turns a healthy upstream into a failing one and back
+by writing and removing one file in the bind-mounted tree.
+
+Configuration: ``--root``/``UPSTREAM_ROOT`` (default ``/srv/index``),
 ``--port``/``UPSTREAM_PORT`` (8080), ``--host``/``UPSTREAM_HOST`` (0.0.0.0), and, to imitate a
 remote index, ``--delay-ms``/``UPSTREAM_DELAY_MS`` (latency added before every response) and
 ``--rate``/``UPSTREAM_RATE_BPS`` (bytes per second per response body; 0 = unlimited).
@@ -54,6 +62,8 @@ TEXT_HTML = "text/html"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 LATEST_HTML = "application/vnd.pypi.simple.latest+html"
 READY_MARKER = "upstream: listening"
+FAULT_FILE = "FAULT"  # at the tree's root: its presence makes every request fail
+DEFAULT_FAULT_STATUS = 500
 CHUNK = 64 * 1024
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -64,6 +74,21 @@ _LOG_LOCK = threading.Lock()
 
 def normalize(name: str) -> str:
     return _SEPARATORS.sub("-", name).lower()
+
+
+def fault_status(root: Path) -> int | None:
+    """The status every request gets while ``root/FAULT`` exists, None when it does not."""
+    try:
+        text = (root / FAULT_FILE).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return DEFAULT_FAULT_STATUS
+    try:
+        status = HTTPStatus(int(text))
+    except ValueError:
+        return DEFAULT_FAULT_STATUS
+    return int(status) if 400 <= status <= 599 else DEFAULT_FAULT_STATUS
 
 
 def log_json(record: dict[str, Any], stream: TextIO | None = None) -> None:
@@ -206,6 +231,7 @@ class Handler(BaseHTTPRequestHandler):
     _started: float = 0.0
     _sent: int = 0
     _status: int = 0
+    _fault: bool = False
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -225,24 +251,25 @@ class Handler(BaseHTTPRequestHandler):
 
     def _log(self) -> None:
         headers = getattr(self, "headers", None)
-        log_json(
-            {
-                "ts": round(time.time(), 6),
-                "method": getattr(self, "command", None) or "-",
-                "path": getattr(self, "path", "-") or "-",
-                "status": self._status,
-                "bytes": self._sent,
-                "client": self.client_address[0] if self.client_address else "-",
-                "user_agent": headers.get("User-Agent", "") if headers is not None else "",
-                "duration_ms": round((time.monotonic() - self._started) * 1000, 3),
-            },
-            self.server.log_stream,
-        )
+        record: dict[str, Any] = {
+            "ts": round(time.time(), 6),
+            "method": getattr(self, "command", None) or "-",
+            "path": getattr(self, "path", "-") or "-",
+            "status": self._status,
+            "bytes": self._sent,
+            "client": self.client_address[0] if self.client_address else "-",
+            "user_agent": headers.get("User-Agent", "") if headers is not None else "",
+            "duration_ms": round((time.monotonic() - self._started) * 1000, 3),
+        }
+        if self._fault:
+            record["fault"] = True
+        log_json(record, self.server.log_stream)
 
     def _begin(self) -> None:
         self._started = time.monotonic()
         self._sent = 0
         self._status = 0
+        self._fault = False
         if self.server.delay_s:
             time.sleep(self.server.delay_s)
 
@@ -331,6 +358,11 @@ class Handler(BaseHTTPRequestHandler):
     # ---- routing --------------------------------------------------------------------------
 
     def _route(self, *, head_only: bool) -> None:
+        injected = fault_status(self.server.root)
+        if injected is not None:
+            self._fault = True
+            self._simple_error(injected, "injected fault", head_only=head_only)
+            return
         split = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(split.path)
         query = f"?{split.query}" if split.query else ""

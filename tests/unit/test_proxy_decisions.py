@@ -1,0 +1,356 @@
+"""Deciding about the proxy, without Docker: probes, bounds, the shared lock, name conflicts.
+
+HTTP is real (servers on 127.0.0.1 in this process); Docker is a fake that answers as the
+engine does, through orchestrator's one call site.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from python_on_whales.exceptions import DockerException, NoSuchContainer
+
+from orchestrator.engine import client as engine
+from orchestrator.errors import ProxyUnavailable
+from orchestrator.profiles import ProxySettings
+from orchestrator.proxy import lifecycle, probe
+from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+PAGE = json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": []}).encode()
+HTML_PAGE = b'<html><body><a href="demo-1.0-py3-none-any.whl#sha256=00">demo</a></body></html>'
+
+Route = tuple[int, str, bytes]
+
+
+class Front:
+    """A stand-in for the proxy's front: fixed answers by path, and every path asked."""
+
+    def __init__(self, routes: dict[str, Route]) -> None:
+        self.routes = routes
+        self.asked: list[str] = []
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                front.asked.append(self.path)
+                status, content_type, body = front.routes.get(self.path, (404, "text/plain", b""))
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET  # noqa: N815 - http.server's naming
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/index/"
+
+
+@pytest.fixture
+def front() -> Iterator[Callable[[dict[str, Route]], Front]]:
+    started: list[Front] = []
+
+    def start(routes: dict[str, Route]) -> Front:
+        served = Front(routes)
+        served.thread.start()
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.server.shutdown()
+        served.server.server_close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers: a paused or hung front."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    sock.close()
+    return port
+
+
+# --- what counts as a served page -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "ok"),
+    [
+        (JSON_TYPE, PAGE, True),
+        (JSON_TYPE, b'{"meta": {}}', False),
+        (JSON_TYPE, b"not json", False),
+        ("application/vnd.pypi.simple.v1+html", HTML_PAGE, True),
+        ("text/html; charset=utf-8", HTML_PAGE, True),
+        ("text/html", b"<html><a href='/about'>a web page at a mistyped path</a></html>", False),
+        ("application/json", PAGE, False),
+    ],
+)
+def test_only_a_project_page_counts(content_type: str, body: bytes, ok: bool) -> None:
+    assert (probe.not_an_index_page(content_type, body) is None) is ok
+
+
+def test_a_200_that_is_no_index_page_is_no_proof(front: Callable[..., Front]) -> None:
+    served = front({"/index/demo/": (200, "text/html", b"<html>Welcome</html>")})
+    found = probe.probe(served.url, "demo", 2)
+    assert not found.ok
+    assert "links no distribution file" in found.reason
+
+
+def test_served_asks_the_cache_first_and_stops_there(front: Callable[..., Front]) -> None:
+    served = front({"/offline/index/demo/": (200, JSON_TYPE, PAGE)})
+    found = probe.served(served.url, "demo", 2)
+    assert found.ok
+    assert "from its cache" in found.reason
+    assert served.asked == ["/offline/index/demo/"]
+
+
+def test_served_asks_through_proxpi_only_what_the_cache_lacks(front: Callable[..., Front]) -> None:
+    served = front({"/index/demo/": (200, JSON_TYPE, PAGE)})
+    assert probe.served(served.url, "demo", 2).ok
+    assert served.asked == ["/offline/index/demo/", "/index/demo/"]
+
+
+def test_served_gives_up_on_a_front_that_does_not_answer(silent_port: int) -> None:
+    started = time.monotonic()
+    found = probe.served(f"http://127.0.0.1:{silent_port}/index/", "demo", 0.3)
+    assert (found.ok, found.timed_out) == (False, True)
+    assert time.monotonic() - started < 0.6
+
+
+def test_identity_tells_refused_from_hung(silent_port: int, front: Callable[..., Front]) -> None:
+    refused = probe.identity(f"http://127.0.0.1:{closed_port()}/index/", 0.3)
+    assert (refused.digest, refused.timed_out) == (None, False)
+    hung = probe.identity(f"http://127.0.0.1:{silent_port}/index/", 0.2)
+    assert (hung.digest, hung.timed_out) == (None, True)
+    answered = front({"/_orchestrator/id": (200, "application/json", b'{"digest": "abc"}')})
+    assert probe.identity(answered.url, 1).digest == "abc"
+
+
+# --- bounded decisions ----------------------------------------------------------------------------
+
+
+def settings_at(port: int, **changes: Any) -> ProxySettings:
+    return ProxySettings(port=port, ca_bundle="off", health_project="demo", **changes)
+
+
+def test_a_hung_front_is_given_up_on_without_asking_docker(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "client", lambda: pytest.fail("Docker was asked"))
+    started = time.monotonic()
+    with pytest.raises(ProxyUnavailable, match="accepts connections but does not answer"):
+        lifecycle.ensure(settings_at(silent_port), budget=0.85)
+    assert time.monotonic() - started < probe.IDENTITY_TIMEOUT + 0.3
+
+
+def test_a_front_with_our_settings_is_used_without_docker(
+    front: Callable[..., Front], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "client", lambda: pytest.fail("Docker was asked"))
+    placeholder = front({})
+    settings = settings_at(placeholder.server.server_port)
+    digest = lifecycle.wanted_spec(settings).digest
+    placeholder.routes.update(
+        {
+            "/_orchestrator/id": (200, "application/json", json.dumps({"digest": digest}).encode()),
+            "/offline/index/demo/": (200, JSON_TYPE, PAGE),
+        }
+    )
+    found = lifecycle.ensure(settings, budget=0.85)
+    assert (found.healthy, found.state) == (True, "running")
+
+
+def test_deadline_caps_every_wait() -> None:
+    unbounded = probe.Deadline(None)
+    assert (unbounded.bounded, unbounded.left(5.0), unbounded.expired()) == (False, 5.0, False)
+    bounded = probe.Deadline(0.2)
+    assert bounded.left(5.0) <= 0.2
+    assert bounded.left(0.1) == 0.1
+    time.sleep(0.25)
+    assert (bounded.left(5.0), bounded.expired()) == (0.0, True)
+
+
+# --- one lock for every user ----------------------------------------------------------------------
+
+
+def test_one_engine_is_one_lock_however_it_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    unset = lifecycle.engine_key()
+    for spelled in ("unix:///var/run/docker.sock", "unix:///run/docker.sock"):
+        monkeypatch.setenv("DOCKER_HOST", spelled)
+        assert lifecycle.engine_key() == unset
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/other.sock")
+    assert lifecycle.engine_key() != unset
+
+
+def test_a_held_lock_is_not_waited_for_past_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
+    with lifecycle.creation_lock("px"):
+        started = time.monotonic()
+        with (
+            pytest.raises(ProxyUnavailable, match="does not wait for it"),
+            lifecycle.creation_lock("px", timeout=0.2),
+        ):
+            pass
+        assert 0.2 <= time.monotonic() - started < 0.5
+    with lifecycle.creation_lock("px", timeout=0.2):
+        pass  # free again
+    directory = tmp_path / "locks"
+    assert directory.stat().st_mode & 0o1777 == 0o1777
+    [lock] = directory.iterdir()
+    assert lock.stat().st_mode & 0o777 == 0o444
+
+
+def test_a_lock_file_another_user_made_is_opened_without_o_creat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fs.protected_regular refuses O_CREAT on another user's file in a sticky directory."""
+    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path))
+    path = lifecycle._lock_path("px")
+    path.touch(mode=0o444)
+    opened: list[int] = []
+    real_open = lifecycle.os.open
+
+    def spying_open(file: Any, flags: int, *args: Any) -> int:
+        opened.append(flags)
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(lifecycle.os, "open", spying_open)
+    lifecycle.os.close(lifecycle._open_lock(path))
+    assert opened
+    assert all(not flags & lifecycle.os.O_CREAT for flags in opened)
+
+
+# --- the engine's unique names: somebody else's proxy is used, never removed ------------------
+
+
+def _container(ident: str, labels: dict[str, str], running: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=ident,
+        config=SimpleNamespace(labels=labels, image="img"),
+        state=SimpleNamespace(running=running, paused=False, status="running"),
+    )
+
+
+class FakeContainers:
+    """Docker as another process left it: the name was free at look-up, taken at create."""
+
+    def __init__(self, theirs: SimpleNamespace) -> None:
+        self.theirs = theirs
+        self.calls: list[str] = []
+        self.looked_up = False
+
+    def create(self, image: str, **options: Any) -> None:
+        self.calls.append(f"create {options['name']}")
+        message = f'Conflict. The container name "/{options["name"]}" is already in use'
+        raise DockerException(["docker", "create"], 125, b"", message.encode())
+
+    def inspect(self, name: str) -> SimpleNamespace:
+        self.calls.append(f"inspect {name}")
+        return self.theirs
+
+    def start(self, ident: Any) -> None:
+        self.calls.append(f"start {ident}")
+
+    def remove(self, ident: Any, **options: Any) -> None:
+        self.calls.append(f"remove {ident}")
+
+
+def test_a_name_taken_while_creating_is_someone_else_s_proxy_and_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = ProxySettings(ca_bundle="off")
+    proxy = lifecycle.wanted_spec(settings, ("img", "front-img"))
+    theirs = _container("c0ffee", {OWNER_LABEL: OWNER, CONFIG_LABEL: proxy.digest}, False)
+    containers = FakeContainers(theirs)
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(container=containers))
+    monkeypatch.setattr(engine, "reachable", lambda: True)
+    with ExitStack() as undo:
+        lifecycle._create(proxy, proxy.front, undo, "app")
+        assert undo.pop_all() is not None
+    assert containers.calls == [
+        f"create {settings.name}",
+        f"inspect {settings.name}",
+        "start c0ffee",  # created, not started yet by its maker: started, never removed
+    ]
+
+
+def test_a_name_taken_with_other_settings_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ProxySettings(ca_bundle="off")
+    proxy = lifecycle.wanted_spec(settings, ("img", "front-img"))
+    theirs = _container("c0ffee", {OWNER_LABEL: OWNER, CONFIG_LABEL: "other"})
+    containers = FakeContainers(theirs)
+    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(container=containers))
+    monkeypatch.setattr(engine, "reachable", lambda: True)
+    with pytest.raises(ProxyUnavailable, match="with other settings"), ExitStack() as undo:
+        lifecycle._create(proxy, proxy.front, undo, "app")
+    assert not [call for call in containers.calls if call.startswith("remove")]
+
+
+def test_a_vanished_container_is_absent_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def inspect(name: str) -> None:
+        raise NoSuchContainer(["docker", "inspect", name], 1, b"", b"Error: No such container")
+
+    client = SimpleNamespace(container=SimpleNamespace(inspect=inspect))
+    monkeypatch.setattr(engine, "client", lambda: client)
+    assert lifecycle.find("px") is None
+
+
+# --- the upstream's check ---------------------------------------------------------------------
+
+
+def test_an_upstream_seen_up_is_remembered_only_for_the_window(
+    front: Callable[..., Front], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    upstream = front({"/index/": (200, "text/html", b"")})
+    url = upstream.url  # the check asks for this URL itself, with HEAD
+    assert probe.upstream_remembered(url, 0.5, remember=30).ok
+    assert "recently" in probe.upstream_remembered(url, 0.5, remember=30).reason
+    assert len(upstream.asked) == 1
+    assert "recently" not in probe.upstream_remembered(url, 0.5, remember=0).reason
+    assert len(upstream.asked) == 2
+
+
+def test_an_upstream_answering_5xx_is_down_and_not_remembered(
+    front: Callable[..., Front], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    upstream = front({"/index/": (500, "text/plain", b"")})
+    for _ in range(2):
+        found = probe.upstream_remembered(upstream.url, 0.5, remember=30)
+        assert (found.ok, found.reason.endswith("answered 500")) == (False, True)
+    assert len(upstream.asked) == 2
