@@ -32,7 +32,7 @@ from orchestrator.plan.build import plan_build
 from orchestrator.plan.facts import HostFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ResolvedProfile
-from orchestrator.proxy import lifecycle
+from orchestrator.proxy import state
 
 log = get_logger(__name__)
 
@@ -240,7 +240,7 @@ def prepare(
 
 def _bridge_gateway(resolved: ResolvedProfile) -> str | None:
     try:
-        return lifecycle.published_gateway(resolved.profile.proxy)
+        return state.published_gateway(resolved.profile.proxy)
     except HandledError:
         return None
 

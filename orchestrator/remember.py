@@ -122,7 +122,7 @@ def _keep(path: Path, made: Planned, options: BuildOptions) -> None:
         return  # an external proxy, or one that did not serve: nothing to check it by
     key = None
     if asked:
-        from orchestrator.proxy.lifecycle import wanted_spec  # noqa: PLC0415
+        from orchestrator.proxy.state import wanted_spec  # noqa: PLC0415
 
         digest = wanted_spec(settings).digest
         key = ProxyKey(

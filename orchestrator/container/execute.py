@@ -35,7 +35,7 @@ from orchestrator.engine import process
 from orchestrator.errors import BadInput, Conflict, ExitCode, HandledError
 from orchestrator.log import get_logger
 from orchestrator.profiles import ResolvedProfile
-from orchestrator.proxy import lifecycle
+from orchestrator.proxy.locking import creation_lock
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL
 
 log = get_logger(__name__)
@@ -97,7 +97,7 @@ def ensure_cache_volume(wiring: Wiring) -> None:
     cache = wiring.cache
     assert cache is not None
     docker = engine.client()
-    with lifecycle.creation_lock(f"volume {cache.name}"):
+    with creation_lock(f"volume {cache.name}"):
         if engine.call("look up the cache volume", docker.volume.exists, cache.name):
             volume = engine.call("inspect the cache volume", docker.volume.inspect, cache.name)
             if (volume.labels or {}).get(OWNER_LABEL) != OWNER:

@@ -23,7 +23,7 @@ from python_on_whales.exceptions import DockerException, NoSuchContainer
 from orchestrator.engine import client as engine
 from orchestrator.errors import ProxyUnavailable
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy import lifecycle, probe
+from orchestrator.proxy import create, lifecycle, locking, probe, state
 from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -180,7 +180,7 @@ def test_a_front_with_our_settings_is_used_without_docker(
     monkeypatch.setattr(engine, "client", lambda: pytest.fail("Docker was asked"))
     placeholder = front({})
     settings = settings_at(placeholder.server.server_port)
-    digest = lifecycle.wanted_spec(settings).digest
+    digest = state.wanted_spec(settings).digest
     placeholder.routes.update(
         {
             "/_orchestrator/id": (200, "application/json", json.dumps({"digest": digest}).encode()),
@@ -206,27 +206,27 @@ def test_deadline_caps_every_wait() -> None:
 
 def test_one_engine_is_one_lock_however_it_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    unset = lifecycle.engine_key()
+    unset = locking.engine_key()
     for spelled in ("unix:///var/run/docker.sock", "unix:///run/docker.sock"):
         monkeypatch.setenv("DOCKER_HOST", spelled)
-        assert lifecycle.engine_key() == unset
+        assert locking.engine_key() == unset
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/other.sock")
-    assert lifecycle.engine_key() != unset
+    assert locking.engine_key() != unset
 
 
 def test_a_held_lock_is_not_waited_for_past_the_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
-    with lifecycle.creation_lock("px"):
+    with locking.creation_lock("px"):
         started = time.monotonic()
         with (
             pytest.raises(ProxyUnavailable, match="does not wait for it"),
-            lifecycle.creation_lock("px", timeout=0.2),
+            locking.creation_lock("px", timeout=0.2),
         ):
             pass
         assert 0.2 <= time.monotonic() - started < 0.5
-    with lifecycle.creation_lock("px", timeout=0.2):
+    with locking.creation_lock("px", timeout=0.2):
         pass  # free again
     directory = tmp_path / "locks"
     assert directory.stat().st_mode & 0o1777 == 0o1777
@@ -239,19 +239,19 @@ def test_a_lock_file_another_user_made_is_opened_without_o_creat(
 ) -> None:
     """fs.protected_regular refuses O_CREAT on another user's file in a sticky directory."""
     monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path))
-    path = lifecycle._lock_path("px")
+    path = locking._lock_path("px")
     path.touch(mode=0o444)
     opened: list[int] = []
-    real_open = lifecycle.os.open
+    real_open = locking.os.open
 
     def spying_open(file: Any, flags: int, *args: Any) -> int:
         opened.append(flags)
         return real_open(file, flags, *args)
 
-    monkeypatch.setattr(lifecycle.os, "open", spying_open)
-    lifecycle.os.close(lifecycle._open_lock(path))
+    monkeypatch.setattr(locking.os, "open", spying_open)
+    locking.os.close(locking._open_lock(path))
     assert opened
-    assert all(not flags & lifecycle.os.O_CREAT for flags in opened)
+    assert all(not flags & locking.os.O_CREAT for flags in opened)
 
 
 # --- the engine's unique names: somebody else's proxy is used, never removed ------------------
@@ -293,13 +293,13 @@ def test_a_name_taken_while_creating_is_someone_else_s_proxy_and_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = ProxySettings(ca_bundle="off")
-    proxy = lifecycle.wanted_spec(settings, ("img", "front-img"))
+    proxy = state.wanted_spec(settings, ("img", "front-img"))
     theirs = _container("c0ffee", {OWNER_LABEL: OWNER, CONFIG_LABEL: proxy.digest}, False)
     containers = FakeContainers(theirs)
     monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(container=containers))
     monkeypatch.setattr(engine, "reachable", lambda: True)
     with ExitStack() as undo:
-        lifecycle._create(proxy, proxy.front, undo, "app")
+        create.create_container(proxy, proxy.front, undo, "app")
         assert undo.pop_all() is not None
     assert containers.calls == [
         f"create {settings.name}",
@@ -310,13 +310,13 @@ def test_a_name_taken_while_creating_is_someone_else_s_proxy_and_used(
 
 def test_a_name_taken_with_other_settings_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ProxySettings(ca_bundle="off")
-    proxy = lifecycle.wanted_spec(settings, ("img", "front-img"))
+    proxy = state.wanted_spec(settings, ("img", "front-img"))
     theirs = _container("c0ffee", {OWNER_LABEL: OWNER, CONFIG_LABEL: "other"})
     containers = FakeContainers(theirs)
     monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(container=containers))
     monkeypatch.setattr(engine, "reachable", lambda: True)
     with pytest.raises(ProxyUnavailable, match="with other settings"), ExitStack() as undo:
-        lifecycle._create(proxy, proxy.front, undo, "app")
+        create.create_container(proxy, proxy.front, undo, "app")
     assert not [call for call in containers.calls if call.startswith("remove")]
 
 
@@ -326,7 +326,7 @@ def test_a_vanished_container_is_absent_not_refused(monkeypatch: pytest.MonkeyPa
 
     client = SimpleNamespace(container=SimpleNamespace(inspect=inspect))
     monkeypatch.setattr(engine, "client", lambda: client)
-    assert lifecycle.find("px") is None
+    assert state.find("px") is None
 
 
 # --- the upstream's check ---------------------------------------------------------------------
