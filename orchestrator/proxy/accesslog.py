@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from orchestrator.proxy.front import ACCESS_LOG_PATH, OFFLINE_PREFIX
-from orchestrator.proxy.probe import PROBE_AGENT, exchange
+from orchestrator.proxy.httpclient import exchange
+from orchestrator.proxy.probe import PROBE_AGENT
 
 READ_TIMEOUT = 2.0  # seconds to read the log after a build; it is on this machine's loopback
 # What $upstream_cache_status says when the answer came from the cache.
@@ -230,6 +231,6 @@ class Watch:
 def _request(
     method: str, url: str, headers: dict[str, str], timeout: float
 ) -> tuple[int, dict[str, str], bytes]:
-    """Plain http over a socket (``probe.exchange``): every build in proxy mode notes the
+    """Plain http over a socket (``httpclient.exchange``): every build in proxy mode notes the
     log's size, and http.client's import alone is a fifth of the overhead budget."""
     return exchange(method, url, {"User-Agent": PROBE_AGENT, **headers}, timeout)
