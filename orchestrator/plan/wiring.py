@@ -13,14 +13,18 @@ mode lives only in what the secrets hold. How settings reach a step depends on i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-
-from orchestrator.dockerfile import RunStep, RunWiring, expand, render
+from orchestrator.dockerfile import RunStep, RunWiring, render
 from orchestrator.dockerfile.commands import disables_pip_cache, index_options, installers
 from orchestrator.dockerfile.locks import LockUse, lock_uses
-from orchestrator.dockerfile.parse import VARIABLE, mount_options
 from orchestrator.plan import uvlock
+from orchestrator.plan.caches import (
+    CACHE_ROOT,
+    CACHES,
+    CACHES_OF,
+    Cache,
+    default_cache_dir,
+    own_caches,
+)
 from orchestrator.plan.draft import Draft
 from orchestrator.plan.model import (
     CA_SECRET,
@@ -29,54 +33,14 @@ from orchestrator.plan.model import (
     PIP_CONF_SECRET,
     UV_TOML_SECRET,
 )
+from orchestrator.plan.mounts import fix_mount, run_owner
 from orchestrator.plan.settings import PIP_CONF_TARGET, UV_TOML_TARGET, pip_conf, uv_toml
 
-CACHE_ROOT = "/var/cache/orchestrator"
 LOAD_SETTINGS = f"set -a; . /run/secrets/{ENV_SECRET}; set +a"
 INDEX_VARIABLES = frozenset(
     {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONFIG_FILE", "UV_DEFAULT_INDEX"}
     | {"UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_CONFIG_FILE"}
 )
-
-
-@dataclass(frozen=True)
-class Cache:
-    """One installer's cache: where it is, what moves it, how parallel builds share it.
-
-    pip before 23.3.1 could corrupt a shared cache (pypa/pip#12361), and Debian 12 ships
-    23.0.1, so pip's is locked. uv locks its own cache (<cache>/.lock, entry locks), so
-    its is shared: 4 parallel fallback builds whose uv steps overlap all succeed, every
-    file intact, each fetched once (tests/integration/test_installers.py, uv 0.13.9),
-    and no build waits for another's uv step as it would on a locked mount.
-    Poetry keeps its virtualenvs in its cache directory by default, so only the
-    ``artifacts`` directory under it (the downloaded files) is mounted, where poetry
-    finds it: a venv on a cache mount would be missing from the image.
-    """
-
-    tool: str
-    variable: str  # the variable that names the installer's cache directory
-    leaf: str  # its directory under $XDG_CACHE_HOME (by default ~/.cache)
-    sharing: str
-    markers: tuple[str, ...] = field(default=())
-    subdirectory: str = ""  # mount only this part of the cache directory
-    movable: bool = True  # shell-form steps may point the variable at our mount
-
-
-CACHES = (
-    Cache("pip", "PIP_CACHE_DIR", "pip", "locked", ("pip",)),
-    Cache("uv", "UV_CACHE_DIR", "uv", "shared", ("uv",)),
-    Cache(
-        "poetry",
-        "POETRY_CACHE_DIR",
-        "pypoetry",
-        "locked",
-        ("pypoetry", "poetry"),
-        subdirectory="artifacts",
-        movable=False,
-    ),
-)
-CACHES_OF = {"pip": ("pip",), "pip-tools": ("pip",), "pipenv": ("pip",), "uv": ("uv",)}
-CACHES_OF |= {"poetry": ("poetry",)}
 
 
 def plan_rendering(draft: Draft) -> str | None:
@@ -132,7 +96,7 @@ def _report_env_lines(draft: Draft) -> None:
 
 
 def _wire_run(draft: Draft, run: RunStep, lock: LockUse | None) -> RunWiring | None:
-    flags = tuple(_fix_mount(flag, draft, run) for flag in run.flags)
+    flags = tuple(fix_mount(flag, draft, run) for flag in run.flags)
     if not draft.wired:
         return RunWiring(flags=flags) if flags != run.flags else None
     if run.heredoc and not _heredocs_ok(draft, run):
@@ -223,7 +187,7 @@ class _Step:
         )
 
     def caches(self, tools: frozenset[str]) -> None:
-        owner = _run_owner(self.draft, self.run)
+        owner = run_owner(self.draft, self.run)
         if owner is None:
             self.draft.decide(
                 f"RUN line {self.run.line}",
@@ -231,7 +195,7 @@ class _Step:
                 f"cannot tell the uid of USER {self.run.user}; give the profile a user: setting",
             )
             owner = (0, 0)
-        own = _own_caches(self.flags, self.run)
+        own = own_caches(self.flags, self.run)
         wanted = {name for tool in tools for name in CACHES_OF.get(tool, ())}
         for cache in CACHES:
             if cache.tool in wanted and cache.tool not in own:
@@ -243,7 +207,7 @@ class _Step:
             target = f"{CACHE_ROOT}/{cache.tool}"
             self.exports.append(f"{cache.variable}={target}")
         else:
-            found = _default_cache_dir(self.draft, self.run, cache, uid)
+            found = default_cache_dir(self.draft, self.run, cache, uid)
             if found is None:
                 return
             target = found
@@ -327,137 +291,3 @@ def _digest(text: str) -> str:
     import hashlib  # noqa: PLC0415
 
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _own_caches(flags: list[str], run: RunStep) -> set[str]:
-    """Installers whose cache the step already mounts itself: those mounts are kept.
-
-    A mount counts when its path names the installer (``/root/.cache/uv``), is a whole
-    ``.cache`` directory, or is where the stage's ENV puts the installer's cache.
-    """
-    found: set[str] = set()
-    for flag in flags:
-        options = mount_options(flag)
-        if options.get("type") != "cache":
-            continue
-        target = options.get("target") or options.get("dst") or options.get("destination") or ""
-        parts = PurePosixPath(target).parts
-        if parts and parts[-1] == ".cache":
-            found |= {cache.tool for cache in CACHES}
-        found |= {c.tool for c in CACHES if any(marker in parts for marker in c.markers)}
-        found |= {
-            c.tool
-            for c in CACHES
-            if target and _same_dir(run.env.get(c.variable, ""), target, run.workdir)
-        }
-    return found
-
-
-def _same_dir(path: str, target: str, workdir: str) -> bool:
-    if not path:
-        return False
-    return PurePosixPath(workdir, path) == PurePosixPath(workdir, target)
-
-
-def _default_cache_dir(draft: Draft, run: RunStep, cache: Cache, uid: int) -> str | None:
-    """Where the installer keeps its cache in this step when nothing moves it: the
-    stage's ENV first, then $XDG_CACHE_HOME, then the user's home."""
-    base = run.env.get(cache.variable)
-    if base is None:
-        xdg = run.env.get("XDG_CACHE_HOME")
-        if xdg:
-            base = f"{xdg}/{cache.leaf}"
-        else:
-            home = _home(draft, run, uid, cache.tool)
-            if home is None:
-                return None
-            base = f"{home}/.cache/{cache.leaf}"
-    path = PurePosixPath(run.workdir, base)
-    return str(path / cache.subdirectory if cache.subdirectory else path)
-
-
-def _home(draft: Draft, run: RunStep, uid: int, tool: str) -> str | None:
-    """The home directory of the step's user, where installers keep their caches."""
-    if run.env.get("HOME"):
-        return run.env["HOME"]
-    if uid == 0:
-        return "/root"
-    user = draft.build_user
-    if user is not None and uid == user.uid:
-        return f"/home/{user.name}"
-    draft.decide(
-        f"RUN line {run.line}",
-        f"no {tool} cache mount",
-        f"cannot tell the home directory of USER {run.user}, where {tool} keeps its cache",
-    )
-    return None
-
-
-# --- the user's own mounts ------------------------------------------------------------------
-
-_OWNED_MOUNTS = ("ssh", "secret", "cache")
-
-
-def _fix_mount(flag: str, draft: Draft, run: RunStep) -> str:
-    """Make a user's own --mount work as written for a non-root RUN.
-
-    Where the frontend does not expand variables in mount options (dockerfile before 1.3,
-    as built into Docker 20.10), they are replaced by their literal values: ``uid=${ID}``
-    does not parse there and a variable target silently stops caching (moby/buildkit#1173).
-    ssh, secret and cache mounts get the RUN user's uid and gid, without which that user
-    cannot use them (moby/moby#47415).
-    """
-    if not flag.startswith("--mount="):
-        return flag
-    fixed = _literal_mount(flag, draft, run)
-    options = mount_options(fixed)
-    if options.get("type", "bind") not in _OWNED_MOUNTS:
-        return fixed
-    owner = _run_owner(draft, run)
-    if owner is None or owner == (0, 0):
-        return fixed
-    missing = [
-        f"{key}={value}"
-        for key, value in zip(("uid", "gid"), owner, strict=True)
-        if key not in options
-    ]
-    return ",".join([fixed, *missing]) if missing else fixed
-
-
-def _literal_mount(flag: str, draft: Draft, run: RunStep) -> str:
-    if "$" not in flag or draft.facts.builder.mount_variables:
-        return flag
-    variables = _variables(draft)
-    names = {m.group(1) or m.group(3) for m in VARIABLE.finditer(flag)}
-    unknown = sorted(names - set(variables))
-    if unknown:
-        draft.decide(
-            f"RUN line {run.line}",
-            "mount left as written",
-            f"no value known for {', '.join(unknown)}; this frontend will not expand it",
-        )
-        return flag
-    draft.decide(
-        f"RUN line {run.line}",
-        "mount variables made literal",
-        "this builder's frontend does not expand variables in --mount options "
-        "(dockerfile 1.3 does)",
-    )
-    return expand(flag, variables)
-
-
-def _variables(draft: Draft) -> dict[str, str]:
-    return {**draft.parsed.arg_defaults, **draft.build_args, **draft.profile.build_args}
-
-
-def _run_owner(draft: Draft, run: RunStep) -> tuple[int, int] | None:
-    """The uid and gid a RUN step runs as, when the Dockerfile and build args tell."""
-    name, _, group = expand(run.user, _variables(draft)).partition(":")
-    user = draft.build_user
-    if name in ("", "root", "0"):
-        return 0, 0
-    if user is not None and name in (user.name, str(user.uid)):
-        return user.uid, user.gid
-    if name.isdigit():
-        return int(name), int(group) if group.isdigit() else int(name)
-    return None
