@@ -30,7 +30,7 @@ from orchestrator.container.model import (
     Wiring,
 )
 from orchestrator.errors import BadInput, ProxyUnavailable
-from orchestrator.plan.build import FALLBACK_UID
+from orchestrator.plan.handover import FALLBACK_UID
 from orchestrator.plan.model import PROFILE_LABEL, Decision
 from orchestrator.plan.settings import installer_settings
 from orchestrator.profiles import BuildUser, ResolvedProfile
