@@ -51,6 +51,10 @@ from tests.support.upstream_container import (
 )
 from tests.support.wheels import make_wheel
 
+# Decisions are timed here (under 1 s): scripts/test runs this module alone, not beside
+# another worker's builds.
+pytestmark = pytest.mark.serial
+
 TTL = 1  # seconds: the test proxy's index TTLs
 APP = "orch-out-app"
 UNCACHED = "orch-out-uncached"
