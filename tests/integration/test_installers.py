@@ -353,7 +353,8 @@ RUN --mount=type=bind,source=uv/uv.lock,target=uv.lock \\
 RUN venv/bin/python /opt/report.py > installed && .venv/bin/python /opt/report.py >> installed
 """
 PARALLEL = 4
-PARALLEL_START_SECONDS = 12  # from writing the profiles to the uv steps' common start
+PARALLEL_START_SECONDS = 20  # from writing the profiles to the uv steps' common start (12 s was
+# too short with the other pytest worker building beside these four builds: seen on 20.10)
 
 
 def test_parallel_fallback_builds_with_uv_share_its_cache_intact(

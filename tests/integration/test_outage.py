@@ -51,10 +51,6 @@ from tests.support.upstream_container import (
 )
 from tests.support.wheels import make_wheel
 
-# Decisions are timed here (under 1 s): scripts/test runs this module alone, not beside
-# another worker's builds.
-pytestmark = pytest.mark.serial
-
 TTL = 1  # seconds: the test proxy's index TTLs
 APP = "orch-out-app"
 UNCACHED = "orch-out-uncached"
@@ -154,6 +150,9 @@ STEPS: dict[Outage, tuple[str, ...]] = {
 }
 
 
+# The tests marked serial time decisions (under 1 s): scripts/test runs them alone, after
+# the parallel part, not beside the other pytest worker's builds.
+@pytest.mark.serial
 @pytest.mark.parametrize("kind", OUTAGES)
 def test_a_cached_build_survives_the_outage_restart_and_recreation_asking_the_upstream_nothing(
     warm: None,
@@ -217,6 +216,7 @@ def get(url: str) -> tuple[int, str, bytes]:
         return response.status, response.headers["X-Orchestrator-Cache"], response.read()
 
 
+@pytest.mark.serial
 def test_the_front_starts_and_serves_its_cache_while_proxpi_is_down(
     warm: None, space: Workspace, outage_proxy: dict[str, Any]
 ) -> None:
@@ -248,6 +248,7 @@ def _decide(space: Workspace, *flags: str) -> dict[str, Any]:
     return {**decision(result), "mode": mode(result)[0]}
 
 
+@pytest.mark.serial
 def test_every_decision_is_bounded(
     warm: None, space: Workspace, outage_proxy: dict[str, Any]
 ) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from python_on_whales import docker
 
+from orchestrator.container.model import RUN_LABEL
 from tests.integration.conftest import TOP_PACKAGE, Workspace, base_image, remove_proxy
 from tests.support.upstream_container import Upstream, json_lines
 
@@ -250,16 +251,28 @@ def test_nothing_is_left_behind_but_the_named_cache(
 ) -> None:
     profile(workspace, namespace, secrets={"token": {"env": "ORCH_TEST_TOKEN"}})
     workspace.orchestrate("proxy", "up", "--profile", "app")
-    containers = {c.id for c in docker.container.list(all=True)}
-    volumes = {v.name for v in docker.volume.list()}
+    containers, volumes = run_containers(), ours(namespace)
     run(workspace, "cat /run/secrets/token >/dev/null", ORCH_TEST_TOKEN="x")
     run(workspace, "exit 0", "--no-proxy", ORCH_TEST_TOKEN="x")
     failed = orchestrate(workspace, "run", "app", "--no-proxy", "--", "false", ORCH_TEST_TOKEN="x")
     assert failed.returncode == 1
-    assert {c.id for c in docker.container.list(all=True)} == containers
-    assert {v.name for v in docker.volume.list()} - volumes == {
+    assert run_containers() == containers
+    assert ours(namespace) - volumes == {
         f"{namespace}-run-{1000 if os.getuid() == 0 else os.getuid()}"
     }
+
+
+def run_containers() -> set[str]:
+    """Every run container on the engine. The other pytest worker runs other files' tests
+    beside this one, and only this file's tests start run containers."""
+    return {c.id for c in docker.container.list(all=True, filters={"label": RUN_LABEL})}
+
+
+def ours(namespace: str) -> set[str]:
+    """The volumes this test may have made: its namespace's, and any unnamed one (the other
+    worker's tests only make volumes named orchestrator-test-...)."""
+    names = {v.name for v in docker.volume.list()}
+    return {n for n in names if n.startswith(namespace) or not n.startswith("orchestrator-test-")}
 
 
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
