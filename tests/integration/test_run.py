@@ -265,7 +265,7 @@ def test_nothing_is_left_behind_but_the_named_cache(
 def run_containers() -> set[str]:
     """Every run container on the engine. The other pytest worker runs other files' tests
     beside this one, and only this file's tests start run containers."""
-    return {c.id for c in docker.container.list(all=True, filters={"label": RUN_LABEL})}
+    return {c.id for c in docker.container.list(all=True, filters=[("label", RUN_LABEL)])}
 
 
 def ours(namespace: str) -> set[str]:
