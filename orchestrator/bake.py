@@ -33,6 +33,7 @@ from orchestrator.plan.facts import HostFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.proxy import state
+from orchestrator.report import CacheReport
 
 log = get_logger(__name__)
 
@@ -290,14 +291,16 @@ def _private_file(stem: str, text: str) -> Path:
     return path
 
 
-def execute(plan: BakePlan) -> None:
-    """Run bake with the override in files of its own."""
+def execute(plan: BakePlan) -> CacheReport:
+    """Run bake with the override in files of its own; report what the cache did."""
     argv = plan.argv(_write_overrides(plan))
     modes = {name: target.mode for name, target in plan.plans.items()}
     log.info("bake", modes=modes)
+    watcher = execution.start_watch(list(plan.plans.values()), argv)
     code = process.stream(argv, env=plan.secret_env)
     if code != 0:
         raise BuildFailed(
             f"bake failed (docker exited with {code}); its output above says why",
             detail=shlex.join(argv),
         )
+    return watcher.finish()

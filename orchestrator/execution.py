@@ -15,6 +15,7 @@ from orchestrator.errors import BuildFailed
 from orchestrator.log import get_logger
 from orchestrator.plan.model import BuildPlan
 from orchestrator.proxy import accesslog
+from orchestrator.report import CacheReport, Watcher
 
 log = get_logger(__name__)
 
@@ -28,18 +29,19 @@ def write_files(plan: BuildPlan) -> None:
         write_file(path, text)
 
 
-def execute(plan: BuildPlan) -> None:
-    """Write the rendered files and run the build exactly as planned.
+def execute(plan: BuildPlan) -> CacheReport:
+    """Write the rendered files, run the build exactly as planned, and report what the
+    package cache did.
 
     Through the managed proxy, a failed build is explained by what its front served
     meanwhile: the projects it could not serve, named in one line with the reason."""
     write_files(plan)
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
-    watch = accesslog.Watch.start(plan.proxy_front) if plan.proxy_front else None
+    watcher = start_watch([plan], plan.argv)
     code = process.stream(plan.argv, env=plan.secret_env)
     if code != 0:
-        span = watch.span() if watch is not None else None
+        span = watcher.span()
         missing = span.missing() if span is not None else []
         if missing and span is not None:
             raise BuildFailed(unserved_message(plan, span, missing), detail=plan.command_line)
@@ -48,6 +50,17 @@ def execute(plan: BuildPlan) -> None:
             "its output above says why",
             detail=plan.command_line,
         )
+    return watcher.finish()
+
+
+def start_watch(plans: list[BuildPlan], argv: tuple[str, ...] | list[str]) -> Watcher:
+    """What the cache report needs noted before the build: the front's log (any plan
+    through the proxy) or the fallback's cache mounts."""
+    through = [p for p in plans if p.mode in ("proxy", "offline")]
+    if through:
+        return Watcher.start(through[0].mode, front=through[0].proxy_front)
+    mode = plans[0].mode if plans else "off"
+    return Watcher.start(mode, rendered=[p.rendered_text for p in plans], argv=argv)
 
 
 def unserved_message(plan: BuildPlan, span: accesslog.Span, missing: list[str]) -> str:

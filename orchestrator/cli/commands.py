@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import log as logs
 from orchestrator import paths
 from orchestrator.cli.common import print_json
 from orchestrator.log import get_logger
 from orchestrator.plan.model import BuildOptions
+
+if TYPE_CHECKING:
+    from orchestrator.report import CacheReport
 
 log = get_logger(__name__)
 
@@ -36,7 +40,7 @@ def build(options: argparse.Namespace) -> None:
     directory = paths.profiles_dir(options.profiles_dir)
     plan = remember.plan(directory, options.profile, _options(options))
     log.debug("build", profile=plan.profile, mode=plan.mode, reason=plan.mode_reason)
-    execution.execute(plan)
+    cache = execution.execute(plan)
     logs.say(
         "built",
         f"orchestrate: built {plan.profile} ({plan.mode}: {plan.mode_reason})",
@@ -45,6 +49,16 @@ def build(options: argparse.Namespace) -> None:
         reason=plan.mode_reason,
         tags=list(plan.tags),
     )
+    _report(cache, options.json, profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
+
+
+def _report(cache: CacheReport, as_json: bool, **result: object) -> None:
+    """The cache report's line on stderr; with --json, the result and it on stdout."""
+    from orchestrator.report import emit  # noqa: PLC0415
+
+    emit(cache)
+    if as_json:
+        print_json({**result, "cache": cache.as_dict()})
 
 
 def _dry_run(options: argparse.Namespace) -> None:
@@ -77,4 +91,5 @@ def bake(options: argparse.Namespace) -> None:
         print(f"bake network: {plan.network_route}")
         print(f"command:\n  {' '.join(plan.argv([Path('OVERRIDE.json')]))}")
     else:
-        bakes.execute(plan)
+        cache = bakes.execute(plan)
+        _report(cache, options.json, profile=options.profile, targets=list(plan.plans))

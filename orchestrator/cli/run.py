@@ -10,6 +10,8 @@ from orchestrator.container import execute, render
 from orchestrator.container.facts import compose_services
 from orchestrator.container.model import RunOptions
 from orchestrator.log import get_logger
+from orchestrator.profiles import ProxySettings
+from orchestrator.report import Watcher, emit
 
 log = get_logger(__name__)
 
@@ -40,9 +42,16 @@ def run(options: argparse.Namespace) -> int:
         image=plan.image,
         container=plan.name,
     )
+    watcher = Watcher.start(wiring.mode, front=_front(resolved.profile.proxy, wiring.mode))
     code = execute.run(plan)
     log.info("run ended", container=plan.name, exit_code=code)
+    emit(watcher.finish())
     return code
+
+
+def _front(settings: ProxySettings, mode: str) -> str | None:
+    """The managed proxy's URL from this machine, when the run goes through it."""
+    return settings.host_url if mode in ("proxy", "offline") and not settings.url else None
 
 
 def env(options: argparse.Namespace) -> None:

@@ -105,3 +105,20 @@ def shorten(text: str, limit: int = REASON_LIMIT) -> str:
     """Docker's reason trimmed for a one-line message; the end says the most."""
     text = text.removeprefix("docker: ").removeprefix("Error response from daemon: ")
     return text if len(text) <= limit else "..." + text[-(limit - 3) :]
+
+
+def execute(action: str, container: str, command: list[str]) -> str:
+    """A command's output in a running container (`docker exec`), as text."""
+    docker = client()
+    return str(call(action, docker.container.execute, container, command) or "")
+
+
+def build_cache_usage(builder: str | None = None) -> str:
+    """`docker buildx du --verbose`: one block per build-cache record, its size and what
+    it is. python-on-whales has no method for it (``buildx.disk_usage`` is a stub), so its
+    runner runs the line, as builds are run."""
+    from python_on_whales.utils import run  # noqa: PLC0415
+
+    argv = [*client().client_config.docker_cmd, "buildx", "du", "--verbose"]
+    argv += ["--builder", builder] if builder else []
+    return str(call("read the build cache's usage", run, argv) or "")

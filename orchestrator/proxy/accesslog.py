@@ -102,6 +102,12 @@ class Record:
     def failed(self) -> bool:
         return self.status >= 400
 
+    @property
+    def installer(self) -> str:
+        """The client's product as its user agent names it (``pip/24.0 {...}`` is pip):
+        pip, uv, poetry... or ``-`` when it sent none."""
+        return self.agent.partition("/")[0].lower() or "-"
+
 
 def parse(text: str) -> list[Record]:
     """The records among the log's lines; a torn or foreign line is skipped."""
@@ -164,6 +170,10 @@ class Span:
     def bytes(self) -> int:
         return sum(r.bytes for r in self.requests)
 
+    def since(self, started: float) -> Span:
+        """The records answered from ``started`` on (seconds since the epoch)."""
+        return Span(tuple(r for r in self.records if r.time >= started))
+
 
 def log_url(index_url: str) -> str:
     """Where the front serves its access log, from any index URL of the proxy."""
@@ -225,7 +235,7 @@ class Watch:
         found = read(self.index_url, self.offset, timeout)
         if found is None:
             return None
-        return Span(tuple(r for r in found.records if r.time >= self.started - 1.0))
+        return found.since(self.started - 1.0)
 
 
 def _request(

@@ -1,0 +1,267 @@
+"""The cache report: what the package cache did for one build, bake or run.
+
+Through the managed proxy the numbers are the front's own records (its access log, read
+from the byte where it stood when the command began): a file answered from the front's
+cache was *served by the cache*; one the front passed on to proxpi was *fetched*, which
+means from the upstream, unless proxpi still had its own copy (after `proxy prune`, which
+empties only the front). A log is a span of time, not one build: builds running beside
+this one write into it too. In the fallback, BuildKit's cache mounts are weighed before
+and after (`docker buildx du`, which says bytes, not files). A report never fails the
+command it reports on: whatever goes wrong reading it is a debug event, and the line says
+the report is unavailable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from orchestrator import log as logs
+from orchestrator.proxy import accesslog
+from orchestrator.units import human_bytes, parse_human
+
+log = logs.get_logger(__name__)
+T = TypeVar("T")
+UNAVAILABLE = "cache report unavailable"
+_MOUNT_ID = re.compile(r"--mount=type=cache,id=([^,\s]+)")
+_BUILDER = re.compile(r"--builder[= ](\S+)")
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Files and their bytes."""
+
+    files: int = 0
+    bytes: int = 0
+
+    def add(self, size: int) -> Tally:
+        return Tally(self.files + 1, self.bytes + size)
+
+    def text(self) -> str:
+        return f"{self.files} file{'' if self.files == 1 else 's'} ({human_bytes(self.bytes)})"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Files served by the front's cache, and fetched through proxpi."""
+
+    cached: Tally = Tally()
+    fetched: Tally = Tally()
+
+    def count(self, record: accesslog.Record) -> Traffic:
+        if record.hit:
+            return replace(self, cached=self.cached.add(record.bytes))
+        if record.asked_proxpi and not record.failed:
+            return replace(self, fetched=self.fetched.add(record.bytes))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "cached_files": self.cached.files,
+            "cached_bytes": self.cached.bytes,
+            "fetched_files": self.fetched.files,
+            "fetched_bytes": self.fetched.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """One command's report; ``source`` says where its numbers come from."""
+
+    mode: str
+    source: str  # access-log, buildx-du, none, unavailable
+    traffic: Traffic | None = None
+    installers: Mapping[str, Traffic] = field(default_factory=dict)
+    pages: Traffic | None = None
+    failed: int = 0
+    before: int | None = None  # fallback: bytes the cache mounts held before
+    after: int | None = None
+    note: str = ""
+
+    def line(self) -> str:
+        """The one line on stderr."""
+        if self.traffic is not None:
+            return f"orchestrate: cache: {self._traffic_text(self.traffic)}"
+        if self.before is not None and self.after is not None:
+            return f"orchestrate: cache: {self._mounts_text(self.before, self.after)}"
+        return f"orchestrate: cache: {self.note or UNAVAILABLE}"
+
+    def _traffic_text(self, traffic: Traffic) -> str:
+        text = (
+            f"{traffic.cached.text()} served from the cache, "
+            f"{traffic.fetched.text()} fetched from the upstream"
+        )
+        if self.failed:
+            text += f", {self.failed} request{'s' if self.failed > 1 else ''} failed"
+        each = [
+            f"{name} {t.cached.files} cached/{t.fetched.files} fetched"
+            for name, t in self.installers.items()
+        ]
+        return text + (f" ({', '.join(each)})" if each else "")
+
+    def _mounts_text(self, before: int, after: int) -> str:
+        change = after - before
+        sign = "+" if change >= 0 else "-"
+        return (
+            f"cache mounts held {human_bytes(before)} before and {human_bytes(after)} after "
+            f"({sign}{human_bytes(abs(change))}; files not counted: the engine tells bytes only)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's fields for `--json` and the JSON log line."""
+        data: dict[str, Any] = {"mode": self.mode, "source": self.source}
+        if self.traffic is not None:
+            data.update(self.traffic.as_dict())
+            data["failed_requests"] = self.failed
+            data["pages"] = self.pages.as_dict() if self.pages else {}
+            data["installers"] = {k: v.as_dict() for k, v in self.installers.items()}
+        if self.before is not None:
+            data.update(mount_bytes_before=self.before, mount_bytes_after=self.after)
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def from_span(mode: str, span: accesslog.Span) -> CacheReport:
+    """Count a span's package requests: files in total and by installer, pages apart."""
+    files = [r for r in span.requests if r.kind == "file"]
+    installers: dict[str, Traffic] = {}
+    for record in files:
+        installers[record.installer] = installers.get(record.installer, Traffic()).count(record)
+    return CacheReport(
+        mode=mode,
+        source="access-log",
+        traffic=_tally(files),
+        installers=dict(sorted(installers.items())),
+        pages=_tally(r for r in span.requests if r.kind == "page"),
+        failed=sum(1 for r in span.requests if r.failed),
+    )
+
+
+def _tally(records: Iterable[accesslog.Record]) -> Traffic:
+    traffic = Traffic()
+    for record in records:
+        traffic = traffic.count(record)
+    return traffic
+
+
+def mount_ids(rendered: str | None) -> tuple[str, ...]:
+    """The cache mounts a rendered Dockerfile declares, by id."""
+    return tuple(dict.fromkeys(_MOUNT_ID.findall(rendered or "")))
+
+
+def mount_bytes(du_text: str, ids: Sequence[str]) -> int:
+    """Bytes held by the cache mounts with these ids, from `docker buildx du --verbose`.
+
+    BuildKit describes a cache mount as ``cached mount <target> from <step> with id
+    "<id>"``; the Dockerfile frontend may prefix the id with a namespace and ``/``."""
+    wanted = set(ids)
+    total = 0
+    for block in re.split(r"\n\s*\n", du_text):
+        fields = dict(_field(line) for line in block.splitlines() if ":" in line)
+        found = re.search(r'with id "([^"]*)"', fields.get("description", ""))
+        size = parse_human(fields.get("size", ""))
+        if found and found.group(1).rpartition("/")[2] in wanted and size is not None:
+            total += size
+    return total
+
+
+def _field(line: str) -> tuple[str, str]:
+    key, _, value = line.partition(":")
+    return key.strip().lower(), value.strip()
+
+
+def safely(what: str, fn: Callable[[], T]) -> T | None:
+    """``fn()``, or None with a debug event: a report must never fail what it reports."""
+    try:
+        return fn()
+    except Exception as exc:  # any failure only makes the report unavailable
+        log.debug("cache report unavailable", step=what, error=f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def emit(report: CacheReport) -> None:
+    """The report's line on stderr, as the command's other lines are printed."""
+    logs.say("cache report", report.line(), cache=report.as_dict())
+
+
+def builder_of(argv: Sequence[str]) -> str | None:
+    """The builder a build's command names, if it names one."""
+    found = _BUILDER.search(" ".join(argv))
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """What a command noted before it began, to report on once it has ended."""
+
+    mode: str
+    watch: accesslog.Watch | None = None
+    ids: tuple[str, ...] = ()
+    builder: str | None = None
+    before: int | None = None
+    note: str = ""
+
+    @classmethod
+    def start(
+        cls,
+        mode: str,
+        *,
+        front: str | None = None,
+        rendered: Sequence[str | None] = (),
+        argv: Sequence[str] = (),
+    ) -> Watcher:
+        """Note the front's log size (proxy, offline) or weigh the cache mounts (fallback)."""
+        if mode in ("proxy", "offline"):
+            if not front:
+                return cls(mode, note="none: an external proxy (proxy.url) keeps its own records")
+            return cls(
+                mode, watch=safely("note the access log", lambda: accesslog.Watch.start(front))
+            )
+        if mode == "cache-mount":
+            ids = tuple(dict.fromkeys(i for text in rendered for i in mount_ids(text)))
+            if not ids:
+                return cls(mode, note="none: no step of this build has a cache mount")
+            builder = builder_of(argv)
+            before = safely("weigh the cache mounts", _weigher(ids, builder))
+            return cls(mode, ids=ids, builder=builder, before=before)
+        return cls(mode, note=_NOTES.get(mode, UNAVAILABLE))
+
+    def span(self) -> accesslog.Span | None:
+        """What the front served since the start (None when it cannot be read)."""
+        watch = self.watch
+        return safely("read the access log", watch.span) if watch is not None else None
+
+    def finish(self) -> CacheReport:
+        """The report, or one that says it is unavailable."""
+        return safely("make the report", self._finish) or CacheReport(self.mode, "unavailable")
+
+    def _finish(self) -> CacheReport:
+        if self.note:
+            return CacheReport(self.mode, "none", note=self.note)
+        if self.watch is not None:
+            span = self.span()
+            return from_span(self.mode, span) if span else CacheReport(self.mode, "unavailable")
+        after = (
+            safely("weigh the cache mounts", _weigher(self.ids, self.builder)) if self.ids else None
+        )
+        if self.before is None or after is None:
+            return CacheReport(self.mode, "unavailable")
+        return CacheReport(self.mode, "buildx-du", before=self.before, after=after)
+
+
+_NOTES = {
+    "off": "none used (proxy: off)",
+    "cache-volume": "the run's cache volume is not measured",
+}
+
+
+def _weigher(ids: Sequence[str], builder: str | None) -> Callable[[], int]:
+    def weigh() -> int:
+        from orchestrator.engine import client as engine  # noqa: PLC0415 - only the fallback
+
+        return mount_bytes(engine.build_cache_usage(builder), ids)
+
+    return weigh
