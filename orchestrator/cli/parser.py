@@ -237,3 +237,13 @@ def _proxy(commands: Commands) -> None:
     logs.add_argument("--tail", type=int, help="only the last N lines")
     image = proxy_command("image", "Make the proxy image available (present, pulled, built).")
     image.add_argument("--base-image", help="base for a local build of the image")
+    _json(proxy_command("stats", "The cache as a whole: size, files, hits, largest projects."))
+    prune = proxy_command("prune", "Remove cached package files; safe while builds run.")
+    prune.add_argument(
+        "--older-than", metavar="DURATION", help="files unused for this long: 30m, 12h, 7d, 0s"
+    )
+    prune.add_argument(
+        "--max-size", metavar="SIZE", help="then the least recently used until this fits: 500M, 2G"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    _json(prune)

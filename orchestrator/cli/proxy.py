@@ -1,4 +1,4 @@
-"""`orchestrate proxy up|status|down|logs|image`."""
+"""`orchestrate proxy up|status|down|logs|image|stats|prune`."""
 
 from __future__ import annotations
 
@@ -62,3 +62,30 @@ def image(options: argparse.Namespace) -> None:
         settings = settings.model_copy(update={"base_image": options.base_image})
     for name in images.ensure_images(settings, ca_bundle=settings.ca_bundle_path(host_ca_bundle())):
         print(name)
+
+
+def stats(options: argparse.Namespace) -> None:
+    """The cache as a whole: size on disk, files, hits and misses, largest projects."""
+    from orchestrator.proxy import stats as cache_stats  # noqa: PLC0415
+
+    settings = proxy_settings(options)
+    cache_stats.managed(settings)
+    engine.ensure_engine()
+    found = cache_stats.gather(settings)
+    print_json(found) if options.json else print(cache_stats.text(found))
+
+
+def prune(options: argparse.Namespace) -> None:
+    """Remove package files from the front's cache by age and to a size."""
+    from orchestrator.errors import BadInput  # noqa: PLC0415
+    from orchestrator.proxy import prune as pruning  # noqa: PLC0415
+    from orchestrator.units import parse_duration, parse_size  # noqa: PLC0415
+
+    if options.older_than is None and options.max_size is None:
+        raise BadInput("proxy prune: give --older-than DURATION, --max-size SIZE, or both")
+    older = None if options.older_than is None else parse_duration(options.older_than)
+    size = None if options.max_size is None else parse_size(options.max_size)
+    settings = proxy_settings(options)
+    engine.ensure_engine()
+    done = pruning.prune(settings, older_than=older, max_size=size, dry_run=options.dry_run)
+    print_json(done.as_dict()) if options.json else print(done.line())
