@@ -25,6 +25,10 @@ from orchestrator.units import human_bytes, parse_human
 log = logs.get_logger(__name__)
 T = TypeVar("T")
 UNAVAILABLE = "cache report unavailable"
+NOT_TOLD = (
+    "cache mounts not measured: this engine's build cache (docker buildx du) does not say "
+    "which cache mount a record is"
+)
 _MOUNT_ID = re.compile(r"--mount=type=cache,id=([^,\s]+)")
 _BUILDER = re.compile(r"--builder[= ](\S+)")
 
@@ -45,12 +49,17 @@ class Tally:
 
 @dataclass(frozen=True)
 class Traffic:
-    """Files served by the front's cache, and fetched through proxpi."""
+    """Files served by the front's cache, fetched through proxpi, or confirmed to an
+    installer that had them in its own cache (a 304: pip's HTTP cache on its cache mount
+    asks whether its copy is still good, and the front's cache says yes, sending nothing)."""
 
     cached: Tally = Tally()
     fetched: Tally = Tally()
+    revalidated: Tally = Tally()
 
     def count(self, record: accesslog.Record) -> Traffic:
+        if record.hit and record.status == 304:
+            return replace(self, revalidated=self.revalidated.add(record.bytes))
         if record.hit:
             return replace(self, cached=self.cached.add(record.bytes))
         if record.asked_proxpi and not record.failed:
@@ -63,6 +72,7 @@ class Traffic:
             "cached_bytes": self.cached.bytes,
             "fetched_files": self.fetched.files,
             "fetched_bytes": self.fetched.bytes,
+            "revalidated_files": self.revalidated.files,
         }
 
 
@@ -93,6 +103,8 @@ class CacheReport:
             f"{traffic.cached.text()} served from the cache, "
             f"{traffic.fetched.text()} fetched from the upstream"
         )
+        if traffic.revalidated.files:
+            text += f", {traffic.revalidated.files} already in the installers' own caches"
         if self.failed:
             text += f", {self.failed} request{'s' if self.failed > 1 else ''} failed"
         each = [
@@ -152,19 +164,28 @@ def mount_ids(rendered: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_MOUNT_ID.findall(rendered or "")))
 
 
+class NotTold(Exception):
+    """The engine's build cache does not say which cache mount a record is."""
+
+
 def mount_bytes(du_text: str, ids: Sequence[str]) -> int:
     """Bytes held by the cache mounts with these ids, from `docker buildx du --verbose`.
 
-    BuildKit describes a cache mount as ``cached mount <target> from <step> with id
-    "<id>"``; the Dockerfile frontend may prefix the id with a namespace and ``/``."""
+    Newer BuildKit describes a cache mount as ``cached mount <target> from <step> with id
+    "<id>"`` (the frontend may prefix the id with a namespace and ``/``); BuildKit 0.8
+    (Docker 20.10) leaves the id out, and mounts of one target cannot be told apart: then
+    ``NotTold``, rather than a guess."""
     wanted = set(ids)
-    total = 0
+    total, named = 0, False
     for block in re.split(r"\n\s*\n", du_text):
         fields = dict(_field(line) for line in block.splitlines() if ":" in line)
         found = re.search(r'with id "([^"]*)"', fields.get("description", ""))
         size = parse_human(fields.get("size", ""))
+        named = named or found is not None
         if found and found.group(1).rpartition("/")[2] in wanted and size is not None:
             total += size
+    if not named and "cached mount" in du_text:
+        raise NotTold
     return total
 
 
@@ -177,6 +198,8 @@ def safely(what: str, fn: Callable[[], T]) -> T | None:
     """``fn()``, or None with a debug event: a report must never fail what it reports."""
     try:
         return fn()
+    except NotTold:
+        raise
     except Exception as exc:  # any failure only makes the report unavailable
         log.debug("cache report unavailable", step=what, error=f"{type(exc).__name__}: {exc}")
         return None
@@ -203,6 +226,7 @@ class Watcher:
     builder: str | None = None
     before: int | None = None
     note: str = ""
+    source: str = "none"
 
     @classmethod
     def start(
@@ -225,7 +249,10 @@ class Watcher:
             if not ids:
                 return cls(mode, note="none: no step of this build has a cache mount")
             builder = builder_of(argv)
-            before = safely("weigh the cache mounts", _weigher(ids, builder))
+            try:
+                before = safely("weigh the cache mounts", _weigher(ids, builder, told=False))
+            except NotTold:
+                return cls(mode, note=NOT_TOLD, source="not-told")
             return cls(mode, ids=ids, builder=builder, before=before)
         return cls(mode, note=_NOTES.get(mode, UNAVAILABLE))
 
@@ -240,7 +267,7 @@ class Watcher:
 
     def _finish(self) -> CacheReport:
         if self.note:
-            return CacheReport(self.mode, "none", note=self.note)
+            return CacheReport(self.mode, self.source, note=self.note)
         if self.watch is not None:
             span = self.span()
             return from_span(self.mode, span) if span else CacheReport(self.mode, "unavailable")
@@ -258,10 +285,17 @@ _NOTES = {
 }
 
 
-def _weigher(ids: Sequence[str], builder: str | None) -> Callable[[], int]:
+def _weigher(ids: Sequence[str], builder: str | None, *, told: bool = True) -> Callable[[], int]:
+    """Weigh the mounts; ``told=False`` lets ``NotTold`` through ``safely`` to the caller."""
+
     def weigh() -> int:
         from orchestrator.engine import client as engine  # noqa: PLC0415 - only the fallback
 
-        return mount_bytes(engine.build_cache_usage(builder), ids)
+        try:
+            return mount_bytes(engine.build_cache_usage(builder), ids)
+        except NotTold:
+            if told:
+                raise RuntimeError(NOT_TOLD) from None
+            raise
 
     return weigh

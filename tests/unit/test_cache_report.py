@@ -124,6 +124,17 @@ def test_a_span_counts_files_cached_and_fetched_by_installer() -> None:
     assert data["installers"]["pip"]["cached_files"] == 1
 
 
+def test_a_304_is_an_installer_cache_confirmed_not_bytes_served() -> None:
+    made = report.from_span("proxy", span(line(WHEEL, status=304, bytes=0), line(WHEEL)))
+    assert made.traffic is not None
+    assert made.traffic.revalidated == report.Tally(1, 0)
+    assert made.traffic.cached == report.Tally(1, 1000)
+    assert made.line().endswith(
+        "1 file (1.0 kB) served from the cache, 0 files (0 B) fetched from the upstream, "
+        "1 already in the installers' own caches (pip 1 cached/0 fetched)"
+    )
+
+
 def test_offline_hits_count_and_offline_misses_are_not_fetches() -> None:
     found = span(
         line("/offline" + WHEEL),
@@ -159,6 +170,13 @@ Description:\t[2/3] RUN pip install x
 def test_cache_mounts_are_weighed_by_their_ids() -> None:
     assert report.mount_bytes(DU, ["orch-pip-1000", "orch-uv-0"]) == 12_304_096
     assert report.mount_bytes(DU, ["nothing"]) == 0
+
+
+def test_an_engine_that_does_not_name_mounts_is_not_guessed_at() -> None:
+    old = "ID:\t\tabc\nSize:\t\t12.3MB\nDescription:\tcached mount /x from exec pip install\n"
+    with pytest.raises(report.NotTold):
+        report.mount_bytes(old, ["orch-pip-1000"])
+    assert report.mount_bytes("ID:\tabc\nSize:\t1MB\nDescription:\tmount / from exec\n", ["x"]) == 0
 
 
 def test_mount_ids_and_builder_are_read_from_the_plan() -> None:
