@@ -314,3 +314,29 @@ def test_prune_reports_what_it_removed() -> None:
 )
 def test_prune_bad_input_is_one_line_and_exit_2(args: list[str], part: str) -> None:
     assert_one_line_error(orchestrate("proxy", "prune", *args), 2, part)
+
+
+def test_stats_print_for_people() -> None:
+    entries = stats.parse_listing(LISTING)
+    found = {
+        "front": stats.summary(entries),
+        "backend": {"files": 2, "bytes": 14000},
+        "since": "2026-11-26T00:00:00+00:00",
+        "traffic": stats.traffic(span(line(WHEEL))),
+        "largest_projects": [vars(p) for p in stats.largest(entries)],
+    }
+    text = stats.text(found).splitlines()
+    assert text[0] == "front cache:   2 files and 2 pages, 14.2 kB"
+    assert text[2].startswith("since start:   1 hits (1.0 kB), 0 misses (0 B), 0 failed")
+    assert text[4].split() == ["orch-demo-app", "9.1", "kB", "1", "files"]
+    assert "unknown" in stats.text({**found, "traffic": None})
+
+
+def test_a_run_reads_the_managed_proxys_log_only() -> None:
+    from orchestrator.cli.run import _front  # noqa: PLC0415
+    from orchestrator.profiles import ProxySettings  # noqa: PLC0415
+
+    managed = ProxySettings(port=5123)
+    assert _front(managed, "proxy") == managed.host_url
+    assert _front(managed, "cache-volume") is None
+    assert _front(ProxySettings(url="http://pypi.example:3141/root/pypi/"), "proxy") is None
