@@ -23,36 +23,35 @@ RUN_TOKEN = secrets.token_hex(8)  # this process, in CREATED_LABEL
 
 
 def ensure_network(name: str, undo: ExitStack) -> None:
-    docker = engine.client()
-    if engine.call("look up network", docker.network.exists, name):
-        return
-    labels = {OWNER_LABEL: OWNER, CREATED_LABEL: RUN_TOKEN}
-    try:
-        network = engine.call("create network", docker.network.create, name, labels=labels)
-    except DockerRefused:
-        if engine.call("look up network", docker.network.exists, name):
-            return  # another process made it first: theirs to keep
-        raise
-    undo.callback(_remove, "remove network", docker.network.remove, network.id)
+    """The network, created if missing; undone, by id, only if this run created it."""
+    network = _ensure("network", engine.client().network, name)
+    if network is not None:
+        undo.callback(_remove, "remove network", engine.client().network.remove, network.id)
 
 
 def ensure_volume(name: str, undo: ExitStack) -> None:
-    """The volume, created if missing; undone only if this run created it.
+    """The volume, created if missing; undone only if this run created it (a volume's
+    name is its id)."""
+    volume = _ensure("volume", engine.client().volume, name)
+    if volume is not None:
+        undo.callback(_remove, "remove volume", engine.client().volume.remove, volume.name)
 
-    Creating a volume that exists answers the existing one, so another process may have
-    made it between the look-up and the create: the label says whose it is."""
-    docker = engine.client()
-    if engine.call("look up volume", docker.volume.exists, name):
-        return
+
+def _ensure(noun: str, component: Any, name: str) -> Any:
+    """What this run created, or None when it exists already.
+
+    Another process may make it between the look-up and the create (creating a volume
+    that exists even answers the existing one): the label says whose it is."""
+    if engine.call(f"look up {noun}", component.exists, name):
+        return None
     labels = {OWNER_LABEL: OWNER, CREATED_LABEL: RUN_TOKEN}
     try:
-        volume = engine.call("create volume", docker.volume.create, name, labels=labels)
+        made = engine.call(f"create {noun}", component.create, name, labels=labels)
     except DockerRefused:
-        if engine.call("look up volume", docker.volume.exists, name):
-            return  # another process made it first: theirs to keep
+        if engine.call(f"look up {noun}", component.exists, name):
+            return None  # another process made it first: theirs to keep
         raise
-    if (volume.labels or {}).get(CREATED_LABEL) == RUN_TOKEN:
-        undo.callback(_remove, "remove volume", docker.volume.remove, volume.name)
+    return made if (made.labels or {}).get(CREATED_LABEL) == RUN_TOKEN else None
 
 
 def _remove(action: str, fn: Any, target: str, **kwargs: Any) -> None:
