@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import fixtures, infra, report
 from bench.infra import Cleanup
 from bench.runner import BASE_IMAGE, MODES, PROXY_IMAGE, ModeResult, Results, Runner, Timings
-from tests.support.upstream_container import Upstream, build_upstream_image
+from devsupport.upstream_container import Upstream, build_upstream_image
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

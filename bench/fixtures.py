@@ -15,8 +15,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.index import write_simple_index
-from tests.support.wheels import normalize_name
+from devsupport.index import write_simple_index
+from devsupport.wheels import normalize_name
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

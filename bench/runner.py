@@ -28,10 +28,10 @@ from typing import Any
 
 from bench.fixtures import Fixtures
 from bench.infra import Cleanup, MemoryPeak, docker
+from devsupport.upstream_container import Upstream, json_lines
 from orchestrator.build import proxy_facts
 from orchestrator.plan.model import BuildOptions
 from orchestrator.profiles import ProfileStore
-from tests.support.upstream_container import Upstream, json_lines
 
 BASE_IMAGE = os.environ.get("ORCHESTRATE_BASE_IMAGE", "orchestrator/base:bookworm")
 PROXY_IMAGE = "orchestrator/proxpi:1.3.1"

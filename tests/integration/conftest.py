@@ -23,9 +23,9 @@ import pytest
 from python_on_whales import docker
 from python_on_whales.exceptions import NoSuchContainer, NoSuchVolume
 
-from tests.support.index import write_simple_index
-from tests.support.upstream_container import Upstream, json_lines, temporary_network
-from tests.support.wheels import make_wheel
+from devsupport.index import write_simple_index
+from devsupport.upstream_container import Upstream, json_lines, temporary_network
+from devsupport.wheels import make_wheel
 
 PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-lib>=1.0",))]
 # For the installer tests (test_installers.py): no other test asks for these, so the proxy

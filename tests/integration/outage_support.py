@@ -18,8 +18,8 @@ from typing import Any
 from python_on_whales import docker
 from python_on_whales.exceptions import NoSuchContainer
 
+from devsupport.upstream_container import json_lines
 from orchestrator.proxy import accesslog
-from tests.support.upstream_container import json_lines
 
 # Light steps: pip into a target directory (no venv to create, no PEP 668 refusal), then an
 # import that proves the packages are whole.

@@ -15,8 +15,8 @@ from typing import Any
 
 from python_on_whales import docker
 
+from devsupport.upstream_container import Upstream, json_lines
 from tests.integration.conftest import PIP_DOCKERFILE, Workspace, base_image, free_port
-from tests.support.upstream_container import Upstream, json_lines
 
 CHECK = "venv/bin/python -c 'import orch_demo_app, orch_demo_lib; print(\"ok\")'"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from python_on_whales import docker
 
+from devsupport.upstream_container import Upstream
 from tests.integration.conftest import PIP_DOCKERFILE, USER_HEADER, Workspace, built_mode, free_port
-from tests.support.upstream_container import Upstream
 
 CHECK = "venv/bin/python -c 'import orch_demo_app, orch_demo_lib; print(\"ok\")'"
 # Every RUN step writes when it ran: a step whose stamp did not change did not run again.

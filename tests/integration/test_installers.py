@@ -35,11 +35,11 @@ from typing import Any
 import pytest
 from python_on_whales import docker
 
+from devsupport.upstream_container import Upstream, json_lines
 from orchestrator import builder
 from tests.integration.conftest import Workspace, base_image
 from tests.integration.test_fallback import dead_proxy, namespace
 from tests.support.installers import Projects, make_projects, tools_image
-from tests.support.upstream_container import Upstream, json_lines
 
 INSTALLERS = ("pip", "pip-hashes", "uv-pip", "uv-sync", "pip-sync", "poetry")
 FAMILY = {"pip": "pip", "pip-hashes": "pip", "pip-sync": "pip"}

@@ -26,6 +26,15 @@ from typing import Any
 import pytest
 from python_on_whales import docker
 
+from devsupport.index import write_simple_index
+from devsupport.upstream_container import (
+    OUTAGES,
+    ClientContainer,
+    Outage,
+    Upstream,
+    fixed_subnet_network,
+)
+from devsupport.wheels import make_wheel
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import lifecycle
 from orchestrator.proxy.probe import SIMPLE_ACCEPT, served
@@ -41,15 +50,6 @@ from tests.integration.outage_support import (
     measure,
     mode,
 )
-from tests.support.index import write_simple_index
-from tests.support.upstream_container import (
-    OUTAGES,
-    ClientContainer,
-    Outage,
-    Upstream,
-    fixed_subnet_network,
-)
-from tests.support.wheels import make_wheel
 
 TTL = 1  # seconds: the test proxy's index TTLs
 APP = "orch-out-app"

@@ -10,6 +10,7 @@ from typing import Any
 
 from python_on_whales import docker
 
+from devsupport.upstream_container import Upstream, json_lines
 from orchestrator.proxy.probe import SIMPLE_ACCEPT, probe
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL, ROLE_LABEL
 from tests.integration.conftest import (
@@ -19,7 +20,6 @@ from tests.integration.conftest import (
     built_mode,
     remove_proxy,
 )
-from tests.support.upstream_container import Upstream, json_lines
 
 
 def status(workspace: Workspace) -> dict[str, Any]:

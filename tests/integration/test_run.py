@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from python_on_whales import docker
 
+from devsupport.upstream_container import Upstream, json_lines
 from orchestrator.container.model import RUN_LABEL
 from tests.integration.conftest import TOP_PACKAGE, Workspace, base_image, remove_proxy
-from tests.support.upstream_container import Upstream, json_lines
 
 INSTALL = f"python3 -m pip install --disable-pip-version-check --target /tmp/t {TOP_PACKAGE}"
 IMPORT = "python3 -c 'import sys; sys.path.insert(0, \"/tmp/t\"); import orch_demo_app'"

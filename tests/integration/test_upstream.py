@@ -23,18 +23,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.index import write_simple_index
-from tests.support.upstream.server import (
+from devsupport.index import write_simple_index
+from devsupport.upstream.server import (
     FILE_CACHE_CONTROL,
     INDEX_CACHE_CONTROL,
     IndexServer,
 )
-from tests.support.upstream_container import (
+from devsupport.upstream_container import (
     ClientContainer,
     Upstream,
     temporary_network,
 )
-from tests.support.wheels import make_wheel, sha256_file
+from devsupport.wheels import make_wheel, sha256_file
 
 PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "

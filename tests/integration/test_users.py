@@ -32,12 +32,12 @@ import pytest
 from python_on_whales import docker
 from python_on_whales.exceptions import NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchVolume
 
+from devsupport.upstream_container import Upstream
 from orchestrator.engine import client as engine
 from orchestrator.errors import DockerRefused
 from orchestrator.proxy.probe import served
 from tests.integration.conftest import PIP_DOCKERFILE, free_port, remove_proxy
 from tests.integration.outage_support import measure
-from tests.support.upstream_container import Upstream
 
 ROUNDS = 20
 PER_USER = 4

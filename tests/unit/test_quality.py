@@ -20,12 +20,12 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = run_tool("ruff", "check", "orchestrator", "tests", "bench")
+    result = run_tool("ruff", "check", "orchestrator", "tests", "bench", "devsupport")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_clean() -> None:
-    result = run_tool("ruff", "format", "--check", "orchestrator", "tests", "bench")
+    result = run_tool("ruff", "format", "--check", "orchestrator", "tests", "bench", "devsupport")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

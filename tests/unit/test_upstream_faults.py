@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.index import write_simple_index
-from tests.support.upstream.server import FAULT_FILE, IndexServer, fault_status
-from tests.support.wheels import make_wheel
+from devsupport.index import write_simple_index
+from devsupport.upstream.server import FAULT_FILE, IndexServer, fault_status
+from devsupport.wheels import make_wheel
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
 

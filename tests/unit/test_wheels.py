@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tests.support.index import project_of, write_simple_index
-from tests.support.wheels import (
+from devsupport.index import project_of, write_simple_index
+from devsupport.wheels import (
     PAYLOAD_FILENAME,
     dist_name,
     make_wheel,

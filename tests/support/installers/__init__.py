@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from python_on_whales import docker
 
-from tests.support.upstream_container import HERMETIC_PIP_ENV, LABEL, unique_name
+from devsupport.upstream_container import HERMETIC_PIP_ENV, LABEL, unique_name
 
 HERE = Path(__file__).resolve().parent
 DOCKERFILE = HERE / "Dockerfile"

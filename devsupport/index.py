@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.wheels import normalize_name, sha256_file
+from devsupport.wheels import normalize_name, sha256_file
 
 __all__ = ["IndexedFile", "project_of", "write_simple_index"]
 

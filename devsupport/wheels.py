@@ -106,7 +106,7 @@ def _wheel_file() -> bytes:
 
 def _payload(name: str, version: str, size: int, seed: int | str | None) -> bytes:
     key = f"{normalize_name(name)}=={version}" if seed is None else f"seed:{seed}"
-    rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())
+    rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())  # noqa: S311 - reproducible
     return rng.randbytes(size)
 
 

@@ -42,7 +42,7 @@ from typing import Any, Literal, Self
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchNetwork
 
-from tests.support.upstream.server import FAULT_FILE, READY_MARKER
+from devsupport.upstream.server import FAULT_FILE, READY_MARKER
 
 __all__ = [
     "ALIAS",
@@ -265,7 +265,7 @@ class _Started:
 class Upstream(_Started):
     """The upstream server in a container on ``network``, reachable there as ``http://upstream:8080``.
 
-    ``tree`` is a PEP 503 tree (``tests.support.index.write_simple_index``), mounted read-only.
+    ``tree`` is a PEP 503 tree (``devsupport.index.write_simple_index``), mounted read-only.
     ``delay_ms``/``rate_bps`` make it behave like a distant index (per-response latency and
     per-response bandwidth).  Request records are the server's JSON log lines::
 

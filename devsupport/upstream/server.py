@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A hermetic, PyPI-like package index upstream for tests (standard library only).
 
-Serves a static PEP 503 tree (``simple/`` + ``files/``, see ``tests/support/index.py``) the way
+Serves a static PEP 503 tree (``simple/`` + ``files/``, see ``devsupport/index.py``) the way
 PyPI serves its simple API and files, as far as clients and caching proxies can tell:
 
 * ``/files/...``: ``Cache-Control: max-age=365000000, immutable, public``, ``Content-Length``,
@@ -504,7 +504,7 @@ def _env_int(name: str, default: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--root", default=os.environ.get("UPSTREAM_ROOT", "/srv/index"))
-    parser.add_argument("--host", default=os.environ.get("UPSTREAM_HOST", "0.0.0.0"))
+    parser.add_argument("--host", default=os.environ.get("UPSTREAM_HOST", "0.0.0.0"))  # noqa: S104 - in its container
     parser.add_argument("--port", type=int, default=_env_int("UPSTREAM_PORT", 8080))
     parser.add_argument("--delay-ms", type=int, default=_env_int("UPSTREAM_DELAY_MS", 0))
     parser.add_argument("--rate", type=int, default=_env_int("UPSTREAM_RATE_BPS", 0))
