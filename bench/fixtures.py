@@ -8,6 +8,7 @@ only step that reaches the network; everything after it is served from the local
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -51,9 +52,11 @@ HEADER = textwrap.dedent(f"""\
     COPY requirements.txt .
 
     # Everything above is cached (and built once, --target base, before the clock runs);
-    # a new BENCH_BUST re-runs only the install step.
+    # a new bust.txt in the context re-runs only the install step. A file, not a build
+    # arg: a profile whose build args change is a new plan, and the remembered plan's
+    # fast path (orchestrator/remember.py) would never apply.
     FROM base AS install
-    ARG BENCH_BUST=0
+    COPY bust.txt .
     """)
 
 # --no-compile: byte-compiling numpy and pandas is ~6 s of CPU on this machine, the same in
@@ -75,6 +78,9 @@ FLOOR_DOCKERFILE = HEADER + textwrap.dedent(f"""\
     """)
 
 
+BUST = "bust.txt"
+
+
 @dataclass(frozen=True)
 class Fixtures:
     wheels: Path
@@ -86,6 +92,23 @@ class Fixtures:
     @property
     def total_bytes(self) -> int:
         return sum(self.files.values())
+
+    def context_copy(self, name: str) -> Path:
+        """A context of its own (for a build that runs beside others, each with its own
+        bust.txt): the app context's files, hard-linked."""
+        copy = self.app_context.parent / name
+        _link_tree(self.app_context, copy)
+        (copy / BUST).unlink(missing_ok=True)
+        return copy
+
+
+def bust(context: Path) -> str:
+    """A new bust.txt in ``context``: BuildKit re-runs the install step, and nothing else."""
+    token = secrets.token_hex(6)
+    temporary = context / f".{BUST}.tmp"
+    temporary.write_text(token + "\n")
+    temporary.replace(context / BUST)  # a new inode: the next build sees the new content
+    return token
 
 
 def pinned() -> dict[str, str]:
@@ -135,9 +158,11 @@ def _link_tree(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     wanted = {p.name for p in source.iterdir()}
     for stale in target.iterdir():
-        if stale.name not in wanted:
+        if stale.name not in wanted and stale.name != BUST:
             stale.unlink()
     for path in source.iterdir():
+        if path.name == BUST or not path.is_file():
+            continue
         linked = target / path.name
         if linked.exists() and linked.stat().st_ino == path.stat().st_ino:
             continue
@@ -170,6 +195,8 @@ def prepare() -> Fixtures:
         context.mkdir(parents=True, exist_ok=True)
         _write_if_changed(context / "Dockerfile", dockerfile)
         _write_if_changed(context / "requirements.txt", requirements)
+        if not (context / BUST).is_file():
+            bust(context)
     _link_tree(wheels, floor / "wheels")
     return Fixtures(
         wheels=wheels,

@@ -9,48 +9,29 @@ removes exactly that, on success, on failure and on Ctrl-C (or SIGTERM).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
-from bench.fixtures import MARKER
+from bench import engine
+from bench.cli import Orchestrate
+from bench.fixtures import MARKER, Fixtures
+from devsupport.upstream_container import Upstream
 
 PREFIX = MARKER  # orchestrator-bench
 IMAGE_REPO = f"{MARKER}"  # images: orchestrator-bench/<what>:<tag>
 LABEL = "io.orchestrator.bench"
 TC = shutil.which("tc") or "/usr/sbin/tc"
 NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
-
-
-def docker(*args: str, check: bool = True, timeout: float = 300) -> str:
-    """Run one docker CLI command and return its stdout."""
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def build_cache() -> list[dict[str, str]]:
-    """The engine's build cache records: ID, Parent, Description, InUse, ..."""
-    out = docker("system", "df", "--verbose", "--format", "{{json .BuildCache}}", timeout=120)
-    records = json.loads(out or "[]") or []
-    return [{k: str(v) for k, v in record.items()} for record in records]
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -62,9 +43,8 @@ class Cleanup:
     """Tracks what one run made; ``close()`` removes it, whatever happened before."""
 
     run_id: str
-    orchestrate_down: Callable[[str], None] | None = None
+    orchestrate: Orchestrate | None = None
     proxy_profiles: list[str] = field(default_factory=list)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     done: bool = False
 
     @property
@@ -87,35 +67,30 @@ class Cleanup:
 
     def _close(self) -> None:
         print(f"bench: cleaning up {self.prefix}-*", file=sys.stderr)
-        for process in self.processes:
+        running = self.orchestrate.running if self.orchestrate else []
+        for process in running:
             _signal_group(process, signal.SIGTERM)
-        for process in self.processes:
+        for process in running:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
             _signal_group(process, signal.SIGKILL)
         for profile in self.proxy_profiles:
-            if self.orchestrate_down is not None:
-                _best_effort(f"proxy down {profile}", self.orchestrate_down, profile)
-        _best_effort("containers, volumes, networks", remove_named, self.prefix)
-        _best_effort("images", remove_images)
+            _best_effort(f"proxy down {profile}", self._proxy_down, profile)
+        _best_effort("containers, volumes, networks", engine.remove_named, self.prefix)
+        _best_effort("images", engine.remove_images, IMAGE_REPO, MARKER)
         _best_effort("build cache", self.prune_build_cache)
 
-    def spawn(
-        self, argv: Sequence[str], out: IO[bytes], env: Mapping[str, str]
-    ) -> subprocess.Popen[bytes]:
-        """Start a command in its own process group, so that ending it ends its children
-        too (orchestrate's docker buildx, whose end cancels the build)."""
-        process = subprocess.Popen(
-            list(argv), stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
-        )
-        self.processes.append(process)
-        return process
+    def _proxy_down(self, profile: str) -> None:
+        if self.orchestrate is not None:
+            self.orchestrate.timed(
+                f"cleanup-down-{profile}", "proxy", "down", "--purge", "--profile", profile
+            )
 
     def prune_build_cache(self) -> None:
         """Remove the build cache records the benchmark made: every record whose description
         names it (its RUN steps, its cache mounts), and their descendants (COPY, WORKDIR)."""
         for _ in range(6):  # a parent record goes only once its children are gone
-            records = build_cache()
+            records = engine.build_cache()
             ours = {
                 r["ID"]
                 for r in records
@@ -128,14 +103,7 @@ class Cleanup:
                 ours |= children
             if not ours:
                 return
-            docker(
-                "builder",
-                "prune",
-                "--force",
-                "--filter",
-                f"id=^({'|'.join(sorted(ours))})$",
-                check=False,
-            )
+            engine.prune_cache(ours)
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -150,69 +118,16 @@ def _best_effort(what: str, fn: Callable[..., object], *args: object) -> None:
         print(f"bench: cleanup of {what} incomplete: {exc}", file=sys.stderr)
 
 
-def remove_named(prefix: str) -> None:
-    """Containers, then volumes, then networks whose names start with ``prefix``."""
-    containers = _lines(docker("ps", "-aq", "--filter", f"name=^{prefix}"))
-    if containers:
-        docker("rm", "-f", *containers, check=False)
-    volumes = [
-        v
-        for v in _lines(docker("volume", "ls", "-q", "--filter", f"name={prefix}"))
-        if v.startswith(prefix)
-    ]
-    if volumes:
-        docker("volume", "rm", "-f", *volumes, check=False)
-    networks = [
-        n
-        for n in _lines(
-            docker("network", "ls", "--format", "{{.Name}}", "--filter", f"name={prefix}")
-        )
-        if n.startswith(prefix)
-    ]
-    for network in networks:
-        docker("network", "rm", network, check=False)
-
-
-def remove_images() -> None:
-    """Our tagged images, and untagged ones whose history names the benchmark (a tag
-    built twice leaves the first image untagged)."""
-    dangling = _lines(docker("image", "ls", "-q", "--no-trunc", "--filter", "dangling=true"))
-    ours = [
-        image
-        for image in dangling
-        if MARKER
-        in docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image, check=False)
-    ]
-    if ours:
-        docker("image", "rm", "-f", *ours, check=False)
-    refs = _lines(
-        docker(
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            "--filter",
-            f"reference={IMAGE_REPO}/*",
-        )
-    )
-    if refs:
-        docker("image", "rm", "-f", *refs, check=False)
-
-
 def sweep_leftovers() -> None:
     """What an earlier run killed with SIGKILL left behind (names are ours by convention)."""
-    remove_named(f"{PREFIX}-")
+    engine.remove_named(f"{PREFIX}-")
 
 
 # --- the shaped upstream --------------------------------------------------------------------
 
 
 def create_network(name: str) -> None:
-    docker("network", "create", "--label", f"{LABEL}=1", name)
-
-
-def container_pid(name: str) -> int:
-    return int(docker("inspect", "--format", "{{.State.Pid}}", name).strip())
+    engine.create_network(name, LABEL)
 
 
 def shape(container: str, rate: str, *, burst: str = "64kb", latency: str = "400ms") -> str:
@@ -221,7 +136,7 @@ def shape(container: str, rate: str, *, burst: str = "64kb", latency: str = "400
     Everything the upstream sends (its files) leaves through it, to the proxy and to
     host-network builds alike; requests towards it are tiny and not shaped.
     """
-    pid = str(container_pid(container))
+    pid = str(engine.container_pid(container))
     base = [NSENTER, "-t", pid, "-n", TC, "qdisc"]
     subprocess.run(
         [
@@ -293,7 +208,7 @@ class MemoryPeak:
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[MemoryPeak]:
-        full_id = docker("inspect", "--format", "{{.Id}}", self.container).strip()
+        full_id = engine.container_id(self.container)
         found = _cgroup_dir(full_id)
         thread = None
         if found is not None:
@@ -321,13 +236,11 @@ class MemoryPeak:
             self._stop.wait(0.05)
 
 
-def engine_facts() -> dict[str, str]:
-    info = json.loads(docker("info", "--format", "{{json .}}"))
-    buildx = docker("buildx", "version", check=False).strip()
-    return {
-        "engine": str(info.get("ServerVersion", "?")),
-        "kernel": str(info.get("KernelVersion", "?")),
-        "storage": str(info.get("Driver", "?")),
-        "cgroup": str(info.get("CgroupVersion", "?")),
-        "buildx": re.sub(r"^github.com/docker/buildx\s+", "", buildx).split()[0] if buildx else "?",
-    }
+def link_rate(upstream: Upstream, fixtures: Fixtures) -> float:
+    """Bytes per second of one big file pulled from the upstream by the host."""
+    name = max(fixtures.files, key=lambda n: fixtures.files[n])
+    url = f"{upstream.host_base_url}/files/{name}"
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=300) as response:  # noqa: S310 - our upstream
+        size = len(response.read())
+    return size / (time.perf_counter() - started)

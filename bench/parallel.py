@@ -1,0 +1,72 @@
+"""N cold builds at once through one new proxy: failures, upstream bytes, proxy memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.cli import BUILD_TIMEOUT
+from bench.fixtures import bust
+from bench.infra import MemoryPeak
+from bench.model import ParallelResult
+from bench.session import Session
+
+
+def parallel(session: Session, builds: int) -> ParallelResult:
+    """Each build has a context of its own with its own bust.txt, so BuildKit cannot merge
+    them into one build."""
+    settings = session.proxy_settings(f"par{builds}")
+    names = []
+    for i in range(builds):
+        context = session.fixtures.context_copy(f"par{builds}-{i}")
+        bust(context)
+        names.append(session.profile(f"par{builds}-{i}", proxy=settings, context=context))
+    session.proxy_up(names[0])
+    session.upstream.mark()
+    cli = session.orchestrate
+    started_at: list[tuple[subprocess.Popen[bytes], Path, float]] = []
+    ended: dict[int, float] = {}
+    monitor = MemoryPeak(settings["name"])
+    with monitor.watch():
+        started = time.perf_counter()
+        for name in names:
+            log = cli.log_path(name)
+            process = cli.start(cli.argv("build", name), log)
+            started_at.append((process, log, time.perf_counter()))
+        deadline = started + BUILD_TIMEOUT
+        while len(ended) < builds and time.perf_counter() < deadline:
+            for index, (process, _, _) in enumerate(started_at):
+                if index not in ended and process.poll() is not None:
+                    ended[index] = time.perf_counter()
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+    if len(ended) < builds:
+        raise RuntimeError(f"{builds} parallel builds did not end in {BUILD_TIMEOUT:.0f} s")
+    codes = [cli.finish(process) for process, _, _ in started_at]
+    downloads = session.upstream.file_downloads()
+    per_file = Counter(str(r["path"]).rsplit("/", 1)[-1] for r in downloads)
+    slowest = max(ended[i] - t0 for i, (_, _, t0) in enumerate(started_at))
+    session.proxy_down(names[0])
+    result = ParallelResult(
+        builds=builds,
+        wall=wall,
+        failures=sum(code != 0 for code in codes),
+        file_bytes=sum(int(r["bytes"]) for r in downloads),
+        file_gets=len(downloads),
+        per_file=dict(per_file),
+        ideal_bytes=session.fixtures.total_bytes,
+        proxy_peak_usage=monitor.peak_usage,
+        proxy_peak_anon=monitor.peak_anon,
+        proxy_kernel_peak=monitor.kernel_peak,
+        slowest_build=slowest,
+        logs=[str(log) for _, log, _ in started_at],
+    )
+    print(
+        f"bench:   parallel x{builds:<13} {wall:7.2f} s  upstream "
+        f"{result.file_bytes / 1e6:6.1f} MB  failures {result.failures}",
+        file=sys.stderr,
+    )
+    return result

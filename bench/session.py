@@ -1,0 +1,157 @@
+"""What every measurement of one engine's run shares: the upstream, the profiles, the
+commands, and the one way a build is timed and its upstream traffic counted."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import engine, progress
+from bench.cli import Orchestrate
+from bench.fixtures import Fixtures
+from bench.infra import Cleanup
+from bench.model import Sample
+from devsupport.upstream_container import Upstream
+
+BASE_IMAGE = "orchestrator/base:bookworm"
+PROXY_IMAGE = "orchestrator/proxpi:1.3.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Session:
+    fixtures: Fixtures
+    upstream: Upstream
+    network: str
+    cleanup: Cleanup
+    orchestrate: Orchestrate
+    kind: progress.Kind  # what BuildKit's progress is read from: rawjson or plain
+    _mark: int = 0  # the upstream's request count before the build being measured
+
+    @property
+    def prefix(self) -> str:
+        return self.cleanup.prefix
+
+    def tag(self, what: str) -> str:
+        return f"orchestrator-bench/{self.cleanup.run_id}:{what}"
+
+    # --- profiles ------------------------------------------------------------------------------
+
+    def proxy_settings(self, suffix: str) -> dict[str, Any]:
+        return {
+            "name": f"{self.prefix}-proxy-{suffix}",
+            "network": self.network,
+            "port": free_port(),
+            "cache_volume": f"{self.prefix}-cache-{suffix}",
+            "index": self.upstream.host_url,
+            "health_project": "numpy",
+            "ca_bundle": "off",
+            "image": PROXY_IMAGE,
+            "base_image": BASE_IMAGE,
+            "startup_timeout": 120,
+        }
+
+    def profile(
+        self,
+        name: str,
+        *,
+        proxy: dict[str, Any],
+        context: Path | None = None,
+        namespace: str | None = None,
+        target: str | None = None,
+    ) -> str:
+        """Write profiles/NAME.yaml (JSON is YAML). No build arg changes between runs: a
+        new bust.txt in the context is what re-runs the install step, so a profile built
+        before keeps its remembered plan."""
+        data = {
+            "description": f"benchmark build {name}",
+            "context": str(context or self.fixtures.app_context),
+            "tags": [self.tag(name)],
+            "build_args": {"BASE_IMAGE": BASE_IMAGE},
+            "ca_bundle": "off",
+            "user": {"name": "app", "uid": 1000, "gid": 1000},
+            "network": "host",
+            "cache_namespace": namespace or f"{self.prefix}-default",
+            "proxy": proxy,
+        }
+        if target:
+            data["target"] = target
+        (self.orchestrate.profiles / f"{name}.yaml").write_text(json.dumps(data, indent=2))
+        return name
+
+    def proxy_up(self, profile: str) -> None:
+        self.cleanup.proxy_profiles.append(profile)
+        self.orchestrate.check(f"up-{profile}", "proxy", "up", "--profile", profile)
+
+    def proxy_down(self, profile: str) -> None:
+        self.orchestrate.check(f"down-{profile}", "proxy", "down", "--purge", "--profile", profile)
+        if profile in self.cleanup.proxy_profiles:
+            self.cleanup.proxy_profiles.remove(profile)
+
+    # --- one timed build -------------------------------------------------------------------------
+
+    def raw_build(self, context: Path, what: str, target: str | None = None) -> engine.BuildRun:
+        """docker buildx build of a context, no orchestrator (the floor and direct)."""
+        args = {"BASE_IMAGE": BASE_IMAGE}
+        if context == self.fixtures.app_context:
+            args |= {
+                "PIP_INDEX_URL": self.upstream.host_url,
+                "PIP_TRUSTED_HOST": self.upstream.ip,
+            }
+        return engine.build(
+            context, tag=self.tag(what), progress=self.kind, build_args=args, target=target
+        )
+
+    def orchestrated(self, name: str, *args: str) -> engine.BuildRun:
+        """``orchestrate build ARGS``. The profiles leave progress to buildx, which reads
+        ``BUILDKIT_PROGRESS`` from the environment every orchestrate process gets (the same
+        names each time: their names are facts a remembered plan is checked against)."""
+        seconds, code, log = self.orchestrate.timed(f"{name}-cli", "build", *args)
+        return engine.BuildRun(seconds, code == 0, log.read_text(errors="replace"))
+
+    def measured(self, name: str, build: engine.BuildRun) -> Sample:
+        """A sample of a build that just ran, with the upstream's requests since ``mark``."""
+        requests = self.upstream.all_requests(settle=False)[self._mark :]
+        files = [
+            r
+            for r in requests
+            if r["method"] == "GET" and str(r["path"]).startswith("/files/") and r["status"] == 200
+        ]
+        log = self.orchestrate.log_path(name)
+        log.write_text(build.output)
+        steps = progress.parse(build.output, self.kind)
+        sample = Sample(
+            seconds=build.seconds,
+            ok=build.ok,
+            file_bytes=sum(int(r["bytes"]) for r in files),
+            file_gets=len(files),
+            other_bytes=sum(int(r["bytes"]) for r in requests if r not in files),
+            other_requests=len(requests) - len(files),
+            install_step=steps.install,
+            pip_start=steps.pip_start,
+            pip_fetch=steps.pip_fetch,
+            pip_install=steps.pip_install,
+            export_step=steps.export,
+            log=str(log),
+        )
+        status = "ok" if sample.ok else f"FAILED ({log})"
+        print(
+            f"bench:   {name:<22} {build.seconds:7.2f} s  upstream "
+            f"{sample.file_bytes / 1e6:6.1f} MB  {status}",
+            file=sys.stderr,
+        )
+        return sample
+
+    def mark(self) -> None:
+        """Where the upstream's request log stands before the next build. No settling: the
+        last request of the previous build ended seconds ago."""
+        self._mark = len(self.upstream.all_requests(settle=False))
