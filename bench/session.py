@@ -89,7 +89,8 @@ class Session:
         return name
 
     def proxy_up(self, profile: str) -> None:
-        self.cleanup.proxy_profiles.append(profile)
+        if profile not in self.cleanup.proxy_profiles:
+            self.cleanup.proxy_profiles.append(profile)
         self.orchestrate.check(f"up-{profile}", "proxy", "up", "--profile", profile)
 
     def proxy_down(self, profile: str) -> None:
