@@ -45,7 +45,7 @@ def _run(args: list[str]) -> int:
     from orchestrator.log import configure  # noqa: PLC0415
 
     configure(_early_format(args))  # so that a usage error is reported in the chosen format
-    options = build_parser().parse_args(args)
+    options = build_parser(args).parse_args(args)
     configure(options.log_format, verbose=options.verbose)
     _session.verbose = options.verbose
     module_name, _, function = options.handler.rpartition(".")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from orchestrator import __version__
@@ -45,7 +46,11 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(int(ExitCode.BAD_INPUT))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(args: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``args``: with only the command they name, when they name one, since
+    building every command's options (argparse looks up each help text's translation) is
+    a tenth of a remembered build's start-up; with every command otherwise (``--help``, no
+    command, a mistyped one), so that help and usage errors list them all."""
     parser = _Parser(
         prog="orchestrate",
         description="Docker builds that install Python packages: fast, repeatable and safe.",
@@ -63,13 +68,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _build(commands)
-    _bake(commands)
-    _run(commands)
-    _env(commands)
-    _profiles(commands)
-    _proxy(commands)
+    chosen = named_command(args)
+    for name, add in _COMMANDS.items():
+        if chosen is None or name == chosen:
+            add(commands)
     return parser
+
+
+_GLOBAL_VALUES = ("--profiles-dir", "--log-format")  # global options that take a value
+
+
+def named_command(args: Sequence[str] | None) -> str | None:
+    """The command ``args`` name, if a known one comes before any help option; ``--version``
+    when that comes first (it needs no command at all)."""
+    words = list(args or ())
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in ("-h", "--help"):
+            return None
+        if word == "--version":
+            return word
+        if word in _GLOBAL_VALUES:
+            index += 2
+            continue
+        if not word.startswith("-"):
+            return word if word in _COMMANDS else None
+        index += 1
+    return None
 
 
 def _command(
@@ -247,3 +273,13 @@ def _proxy(commands: Commands) -> None:
     )
     prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
     _json(prune)
+
+
+_COMMANDS: dict[str, Callable[[Commands], None]] = {
+    "build": _build,
+    "bake": _bake,
+    "run": _run,
+    "env": _env,
+    "profiles": _profiles,
+    "proxy": _proxy,
+}

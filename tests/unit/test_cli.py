@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli.parser import build_parser, named_command
 from orchestrator.profiles import json_schema
 from tests.conftest import REPO, write_profile
 
@@ -157,3 +158,22 @@ def test_closed_pipe_ends_quietly(profiles_dir: Path) -> None:
     assert result.stdout.splitlines()[0].startswith("p000")
     assert result.stderr == ""
     assert result.stdout.splitlines()[-1] in ("status=0", "status=141")
+
+
+def test_the_parser_holds_only_the_command_it_is_given() -> None:
+    """A build's start-up builds the build command's options only; help lists them all."""
+    assert named_command(["--log-format", "json", "--profiles-dir", "p", "-v", "build", "x"]) == (
+        "build"
+    )
+    assert named_command(["--help", "build"]) is None
+    assert named_command(["biuld", "x"]) is None
+    assert named_command(["--version"]) == "--version"
+    options = build_parser(["build", "app", "--no-proxy"]).parse_args(
+        ["build", "app", "--no-proxy"]
+    )
+    assert options.profile == "app"
+    assert options.no_proxy
+    assert options.handler == "orchestrator.cli.commands.build"
+    full = build_parser(["--help"]).format_help()
+    for command in ("build", "bake", "run", "env", "profiles", "proxy"):
+        assert command in full
