@@ -46,7 +46,7 @@ def overhead(session: Session, runs: int) -> tuple[dict[str, Timings], dict[str,
     plan = json.loads(cli.check("plan", "build", PROXY_PROFILE, "--dry-run", "--json"))
     env = raw_env(plan, dict(cli.env))
     found: dict[str, list[float]] = {key: [] for key in ("orch", "raw", "before", "version")}
-    seen: dict[str, Any] = {"command": plan["command"]}
+    seen: dict[str, Any] = {"raw_command": plan["command"]}
     for i in range(runs):
         seconds, code, _ = cli.timed(f"overhead-orch-{i}", "build", PROXY_PROFILE)
         found["orch"].append(seconds if code == 0 else float("nan"))
