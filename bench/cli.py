@@ -7,9 +7,12 @@ included, and the benchmark cannot lean on internals that a refactoring moves.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +72,15 @@ class Orchestrate:
         return process
 
     def finish(self, process: subprocess.Popen[bytes], timeout: float = BUILD_TIMEOUT) -> int:
-        code = process.wait(timeout=timeout)
+        """Wait for the process without polling: ``Popen.wait(timeout=...)`` sleeps up to
+        50 ms between looks, which would add as much to every timing. A timer ends the
+        process group instead, when it outlives ``timeout``."""
+        timer = threading.Timer(timeout, _end_group, (process,))
+        timer.start()
+        try:
+            code = process.wait()
+        finally:
+            timer.cancel()
         self.running.remove(process)
         return code
 
@@ -97,3 +108,8 @@ class Orchestrate:
         if code != 0:
             raise RuntimeError(f"orchestrate {' '.join(args)} failed ({code}), see {log}")
         return stdout.read_text(errors="replace")
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
