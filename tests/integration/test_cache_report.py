@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devsupport.upstream_container import Upstream, json_lines
 from tests.integration.conftest import (
     PIP_DOCKERFILE,
     TOP_PACKAGE,
@@ -23,7 +24,6 @@ from tests.integration.conftest import (
     remove_proxy,
 )
 from tests.integration.test_fallback import dead_proxy, namespace
-from tests.support.upstream_container import Upstream, json_lines
 
 FILES = 2  # orch-demo-app and orch-demo-lib: two wheels, no metadata files published
 # Without pip's own HTTP cache (on a cache mount otherwise), so that every file of a warm
