@@ -150,20 +150,24 @@ class Workspace:
         (self.profiles / f"{name}.yaml").write_text(json.dumps(data))
         return data["tags"][0]
 
+    def command(self, *args: str) -> list[str]:
+        """The orchestrate command line for this workspace's profiles, logging JSON lines."""
+        return [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "--log-format",
+            "json",
+            "--profiles-dir",
+            str(self.profiles),
+            *args,
+        ]
+
     def orchestrate(
         self, *args: str, check: bool = True, cwd: Path | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator",
-                "--log-format",
-                "json",
-                "--profiles-dir",
-                str(self.profiles),
-                *args,
-            ],
+            self.command(*args),
             capture_output=True,
             text=True,
             env={**os.environ, **self.env, **env},

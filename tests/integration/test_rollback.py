@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -47,10 +46,8 @@ def test_ctrl_c_while_the_proxy_starts_exits_130_and_removes_it(
 ) -> None:
     proxy = {**names(run_id, "interrupted"), "startup_timeout": 120}
     workspace.profile("app", workspace.context("ctx", PIP_DOCKERFILE), proxy=proxy)
-    command = [sys.executable, "-m", "orchestrator", "--log-format", "json"]
-    command += ["--profiles-dir", str(workspace.profiles), "proxy", "up", "--profile", "app"]
     child = subprocess.Popen(
-        command,
+        workspace.command("proxy", "up", "--profile", "app"),
         env={**os.environ, **workspace.env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

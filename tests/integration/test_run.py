@@ -13,7 +13,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,25 +47,11 @@ def profile(workspace: Workspace, namespace: str, **settings: Any) -> str:
     return "app"
 
 
-def command(workspace: Workspace, *args: str) -> list[str]:
-    """The orchestrate command line for the workspace's profiles, logging JSON lines."""
-    return [
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "--log-format",
-        "json",
-        "--profiles-dir",
-        str(workspace.profiles),
-        *args,
-    ]
-
-
 def orchestrate(
     workspace: Workspace, *args: str, stdin: Any = subprocess.DEVNULL, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        command(workspace, *args),
+        workspace.command(*args),
         capture_output=True,
         text=True,
         stdin=stdin,
@@ -281,7 +266,7 @@ def test_ctrl_c_and_sigterm_stop_the_container(
 ) -> None:
     profile(workspace, namespace)
     child = subprocess.Popen(
-        command(workspace, "run", "app", "--", "sleep", "300"),
+        workspace.command("run", "app", "--", "sleep", "300"),
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -319,7 +304,7 @@ def test_the_compose_fragment_starts_a_service_that_installs_through_the_proxy(
         json.dumps({"services": {"app": {"image": base_image(), "command": ["sh", "-c", script]}}})
     )
     fragment = subprocess.run(
-        command(workspace, "env", "app", "--format", "compose"),
+        workspace.command("env", "app", "--format", "compose"),
         cwd=project,
         capture_output=True,
         text=True,
