@@ -30,6 +30,7 @@ from orchestrator.container.model import (
     Wiring,
 )
 from orchestrator.errors import BadInput, ProxyUnavailable
+from orchestrator.plan import modes
 from orchestrator.plan.handover import FALLBACK_UID
 from orchestrator.plan.model import PROFILE_LABEL, Decision
 from orchestrator.plan.settings import installer_settings
@@ -112,18 +113,10 @@ def docker_args(wiring: Wiring, *, by_name: frozenset[str] = frozenset()) -> lis
 def _mode(draft: _Draft) -> None:
     settings = draft.resolved.profile.proxy
     proxy = draft.facts.host.proxy
-    if settings.mode == "off":
-        draft.mode = "off"
-        draft.decide("mode", "off", "the profile sets proxy: off; package installs are not wired")
-        return
-    if draft.options.no_proxy:
-        if settings.mode == "require":
-            raise BadInput(
-                f"{draft.resolved.sources[0]}: field 'proxy.mode' is require, "
-                "which --no-proxy contradicts"
-            )
-        draft.mode = "cache-volume"
-        draft.decide("mode", "cache-volume", "--no-proxy forces the fallback")
+    settled = modes.preset(draft.resolved, no_proxy=draft.options.no_proxy)
+    if settled is not None:
+        draft.mode = "off" if settled.off else "cache-volume"
+        draft.decide("mode", draft.mode, settled.reason)
         return
     if proxy is not None and proxy.healthy:
         if proxy.offline and not settings.url:

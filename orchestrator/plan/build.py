@@ -11,8 +11,8 @@ import hashlib
 import shlex
 
 from orchestrator.dockerfile import ParsedDockerfile
-from orchestrator.errors import BadInput, ProxyUnavailable
-from orchestrator.plan import handover
+from orchestrator.errors import ProxyUnavailable
+from orchestrator.plan import handover, modes
 from orchestrator.plan.draft import Draft
 from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan.model import (
@@ -158,20 +158,12 @@ def _capabilities(builder: BuilderFacts) -> str:
 
 
 def _plan_mode(draft: Draft) -> None:
-    settings = draft.profile.proxy
-    if settings.mode == "off":
-        draft.mode = "off"
-        draft.decide("mode", "off", "the profile sets proxy: off; package installs are not wired")
-    elif draft.options.no_proxy:
-        if settings.mode == "require":
-            raise BadInput(
-                f"{draft.resolved.sources[0]}: field 'proxy.mode' is require, "
-                "which --no-proxy contradicts"
-            )
-        draft.mode = "cache-mount"
-        draft.decide("mode", "cache-mount", "--no-proxy forces the fallback")
-    else:
+    settled = modes.preset(draft.resolved, no_proxy=draft.options.no_proxy)
+    if settled is None:
         _choose_proxy_or_fallback(draft, draft.facts.proxy)
+        return
+    draft.mode = "off" if settled.off else "cache-mount"
+    draft.decide("mode", draft.mode, settled.reason)
 
 
 def _choose_proxy_or_fallback(draft: Draft, proxy: ProxyFacts | None) -> None:
