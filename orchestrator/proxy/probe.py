@@ -89,14 +89,10 @@ def probe(index_url: str, project: str, timeout: float = 2.0) -> Probe:
     bare, auth = split_credentials(index_url)
     url = project_url(bare, project)
     headers = {"Accept": SIMPLE_ACCEPT, "User-Agent": PROBE_AGENT, **auth}
-    started = time.monotonic()
-    try:
-        status, content_type, body = _request("GET", url, headers, timeout)
-    except TimeoutError:
-        return Probe(False, f"{url} did not answer in {timeout:.1f} s", None, timeout, True)
-    except (OSError, ValueError, IndexError) as exc:
-        return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
-    took = time.monotonic() - started
+    answer = _ask("GET", url, headers, timeout, where=url)
+    if isinstance(answer, Probe):
+        return answer
+    status, content_type, body, took = answer
     if status == 200:
         why_not = not_an_index_page(content_type, body)
         if why_not is None:
@@ -211,14 +207,10 @@ def answers(
 def backend(index_url: str, timeout: float) -> Probe:
     """Whether proxpi answers behind the front (its own health check: no upstream call)."""
     url = _front_url(index_url, "/_orchestrator/backend")
-    started = time.monotonic()
-    try:
-        status, _, _ = _request("GET", url, {"User-Agent": PROBE_AGENT}, timeout)
-    except TimeoutError:
-        return Probe(False, f"proxpi did not answer in {timeout:.1f} s", None, timeout, True)
-    except (OSError, ValueError, IndexError) as exc:
-        return Probe(False, f"{url} unreachable: {exc}", None, time.monotonic() - started)
-    took = time.monotonic() - started
+    answer = _ask("GET", url, {"User-Agent": PROBE_AGENT}, timeout, where=url, who="proxpi")
+    if isinstance(answer, Probe):
+        return answer
+    status, _, _, took = answer
     if status == 200:
         return Probe(True, f"proxpi answers ({took * 1000:.0f} ms)", status, took)
     return Probe(False, f"proxpi does not answer yet (the front says {status})", status, took)
@@ -232,19 +224,32 @@ def _front_url(index_url: str, path: str) -> str:
 def upstream(index_url: str, timeout: float) -> Probe:
     """Whether the upstream index answers at all: a HEAD of its root, no page asked for."""
     bare, auth = split_credentials(index_url)
-    started = time.monotonic()
-    try:
-        status, _, _ = _request("HEAD", bare, {"User-Agent": PROBE_AGENT, **auth}, timeout)
-    except TimeoutError:
-        return Probe(
-            False, f"{redact(bare)} did not answer in {timeout:.1f} s", None, timeout, True
-        )
-    except (OSError, ValueError, IndexError) as exc:
-        return Probe(False, f"{redact(bare)} unreachable: {exc}", None, time.monotonic() - started)
-    took = time.monotonic() - started
+    headers = {"User-Agent": PROBE_AGENT, **auth}
+    answer = _ask("HEAD", bare, headers, timeout, where=redact(bare))
+    if isinstance(answer, Probe):
+        return answer
+    status, _, _, took = answer
     if status >= 500:
         return Probe(False, f"{redact(bare)} answered {status}", status, took)
     return Probe(True, f"{redact(bare)} answered {status}", status, took)
+
+
+def _ask(
+    method: str, url: str, headers: dict[str, str], timeout: float, *, where: str, who: str = ""
+) -> tuple[int, str, bytes, float] | Probe:
+    """One request's status, content type, body and duration; or the failed Probe that
+    says ``who`` (``where`` by default) did not answer in time, or ``where`` was not
+    reached at all."""
+    started = time.monotonic()
+    try:
+        status, content_type, body = _request(method, url, headers, timeout)
+    except TimeoutError:
+        return Probe(
+            False, f"{who or where} did not answer in {timeout:.1f} s", None, timeout, True
+        )
+    except (OSError, ValueError, IndexError) as exc:
+        return Probe(False, f"{where} unreachable: {exc}", None, time.monotonic() - started)
+    return status, content_type, body, time.monotonic() - started
 
 
 def _request(
