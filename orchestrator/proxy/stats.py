@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.engine import client as engine
-from orchestrator.errors import BadInput, Conflict, ProxyUnavailable
+from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy import accesslog
+from orchestrator.proxy import accesslog, state
 from orchestrator.proxy.front import CACHE_PATH
-from orchestrator.proxy.spec import CACHE_DIR, OWNER, OWNER_LABEL, backend_name
+from orchestrator.proxy.spec import CACHE_DIR, backend_name
 from orchestrator.units import human_bytes
 
 if TYPE_CHECKING:
@@ -141,17 +141,12 @@ def managed(settings: ProxySettings) -> None:
 
 
 def container(name: str) -> Container:
-    """The running proxy container of that name; a stranger's is never touched."""
-    docker = engine.client()
-    try:
-        found = engine.call("inspect the proxy container", docker.container.inspect, name)
-    except engine.absent_errors():
-        raise ProxyUnavailable(
-            f"no proxy container named '{name}' (orchestrate proxy up)"
-        ) from None
-    if (found.config.labels or {}).get(OWNER_LABEL) != OWNER:
-        raise Conflict(f"a container named '{name}' exists but was not created by orchestrator")
-    if not found.state.running or found.state.paused:
+    """The running proxy container of that name; a stranger's is never touched (``find``
+    says so)."""
+    found = state.find(name)
+    if found is None:
+        raise ProxyUnavailable(f"no proxy container named '{name}' (orchestrate proxy up)")
+    if state.state_of(found) != "running":
         raise ProxyUnavailable(f"the proxy container '{name}' is not running")
     return found
 
