@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from orchestrator import builder, dockerfile, paths
 from orchestrator.errors import BadInput, Conflict, DockerRefused, ProxyUnavailable
@@ -98,14 +98,7 @@ def proxy_facts(
     clock = lifecycle.Clock()
     upstream = None if settings.url else probe.UpstreamCheck(settings.index, remember_for(settings))
     found = _proxy(resolved, dry_run=dry_run, clock=clock)
-    proxy_seconds = time.monotonic() - started
-    upstream_seconds = 0.0
-    if found.healthy and upstream is not None:  # the upstream matters only when it serves
-        checked, upstream_seconds = upstream.result()
-        if not checked.ok:
-            found = replace(found, offline=checked.reason)
-    probe.log_decision(started, proxy_seconds, upstream_seconds, clock.creating, found)
-    return found
+    return probe.decided(found, upstream, started, clock.creating)
 
 
 def remember_for(settings: ProxySettings) -> float:

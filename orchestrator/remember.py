@@ -98,14 +98,7 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
         found = ProxyFacts(healthy=False, reason=exc.message)
     if found is None:
         return None  # the slow way asks the upstream again; this check is left behind
-    proxy_seconds = time.monotonic() - started
-    upstream_seconds = 0.0
-    if found.healthy:  # the upstream matters only when the proxy serves
-        checked_upstream, upstream_seconds = upstream.result()
-        if not checked_upstream.ok:
-            found = replace(found, offline=checked_upstream.reason)
-    probe.log_decision(started, proxy_seconds, upstream_seconds, 0.0, found)
-    return found
+    return probe.decided(found, upstream, started)
 
 
 def _with_fresh_token(plan: BuildPlan, token: str) -> BuildPlan:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from orchestrator.errors import ProxyUnavailable
@@ -350,7 +350,22 @@ def remembered_for(index_ttl: float) -> float:
     return min(UPSTREAM_REMEMBERED, float(index_ttl))
 
 
-def log_decision(
+def decided(
+    found: ProxyFacts, upstream: UpstreamCheck | None, started: float, creating: float = 0.0
+) -> ProxyFacts:
+    """The proxy's facts with the upstream's answer, which matters only when the proxy
+    serves (offline when the upstream does not answer), the decision logged."""
+    proxy_seconds = time.monotonic() - started
+    upstream_seconds = 0.0
+    if found.healthy and upstream is not None:
+        checked, upstream_seconds = upstream.result()
+        if not checked.ok:
+            found = replace(found, offline=checked.reason)
+    _log_decision(started, proxy_seconds, upstream_seconds, creating, found)
+    return found
+
+
+def _log_decision(
     started: float,
     proxy_seconds: float,
     upstream_seconds: float,
