@@ -45,6 +45,9 @@ ID_PATH = "/_orchestrator/id"
 BACKEND_PATH = "/_orchestrator/backend"
 ACCESS_LOG_PATH = "/_orchestrator/access.log"
 NOT_CACHED_PATH = "/_orchestrator/not-cached"
+# What PyPI's file host sends: a file's name never names other bytes (PyPI refuses to
+# reuse a file name), so a client may keep it for good.
+FILE_CACHE_CONTROL = "max-age=365000000, immutable, public"
 # The access log as JSON lines: what the cache report and `proxy stats` read.
 LOG_FORMAT = (
     '{"time":"$time_iso8601","msec":$msec,"method":"$request_method","uri":"$request_uri",'
@@ -101,6 +104,12 @@ http {{
     "~^/(offline/)?index/[^/]+/[^/]+$" file;
     default $simple_format;
   }}
+  # Files as PyPI marks them: pip's and uv's HTTP caches then keep them without asking
+  # again, where proxpi's `no-cache` made every warm install revalidate each file.
+  map $variant $file_cache_control {{
+    file "{FILE_CACHE_CONTROL}";
+    default "";
+  }}
   server {{
     listen {LISTEN_PORT};
     server_tokens off;
@@ -122,6 +131,8 @@ http {{
     proxy_cache_lock_timeout {wait}s;
     proxy_cache_lock_age {wait}s;
     proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
+    proxy_hide_header Cache-Control;
+    add_header Cache-Control $file_cache_control;  # not on errors: a 404 may change
     proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
     add_header X-Orchestrator-Cache $upstream_cache_status always;
     location = {ID_PATH} {{

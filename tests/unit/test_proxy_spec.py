@@ -276,6 +276,17 @@ def test_front_keeps_files_for_good_and_fetches_each_once() -> None:
     )  # proxpi's no-cache
 
 
+def test_front_marks_files_immutable_for_the_installers_own_caches() -> None:
+    """proxpi answers files with ``Cache-Control: no-cache``: pip revalidated each one on
+    every warm install and rewrote its cached copy on the 304 (0.14-0.20 s per large wheel,
+    seen in BuildKit's log on both engines)."""
+    conf = front_conf()
+    assert "proxy_hide_header Cache-Control;" in conf
+    assert 'file "max-age=365000000, immutable, public";' in block(conf, "map $variant")
+    assert 'default "";' in block(conf, "map $variant")  # pages: no header, as before
+    assert "add_header Cache-Control $file_cache_control;" in conf  # not `always`: no 404
+
+
 def test_front_keys_pages_by_pep691_format() -> None:
     conf = front_conf()
     assert 'proxy_cache_key "$uri|$variant";' in conf
