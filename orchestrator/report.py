@@ -66,6 +66,11 @@ class Traffic:
             return replace(self, fetched=self.fetched.add(record.bytes))
         return self
 
+    @property
+    def files(self) -> int:
+        """Every file asked for, whatever the answer."""
+        return self.cached.files + self.fetched.files + self.revalidated.files
+
     def as_dict(self) -> dict[str, int]:
         return {
             "cached_files": self.cached.files,
@@ -99,6 +104,13 @@ class CacheReport:
         return f"orchestrate: cache: {self.note or UNAVAILABLE}"
 
     def _traffic_text(self, traffic: Traffic) -> str:
+        pages = self.pages.files if self.pages else 0
+        if not traffic.files and pages and not self.failed:
+            # The front marks files immutable: pip and uv keep them without asking again.
+            return (
+                f"no file asked for, {pages} index page{'' if pages == 1 else 's'} served "
+                "(the installers' own caches had every file they needed)"
+            )
         text = (
             f"{traffic.cached.text()} served from the cache, "
             f"{traffic.fetched.text()} fetched from the upstream"

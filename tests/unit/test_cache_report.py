@@ -135,6 +135,15 @@ def test_a_304_is_an_installer_cache_confirmed_not_bytes_served() -> None:
     )
 
 
+def test_a_build_that_asked_for_pages_only_says_so() -> None:
+    made = report.from_span("proxy", span(line("/index/orch-demo-lib/"), line("/index/x/")))
+    assert made.line() == (
+        "orchestrate: cache: no file asked for, 2 index pages served "
+        "(the installers' own caches had every file they needed)"
+    )
+    assert made.as_dict()["pages"]["cached_files"] == 2
+
+
 def test_offline_hits_count_and_offline_misses_are_not_fetches() -> None:
     found = span(
         line("/offline" + WHEEL),
