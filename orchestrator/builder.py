@@ -219,11 +219,47 @@ def _read(key: str, stamp: str) -> BuilderFacts | None:
 
 
 def _write(key: str, stamp: str, facts: BuilderFacts) -> None:
-    path = _cache_file(key)
+    _store(_cache_file(key), {"stamp": stamp, "facts": asdict(facts)})
+
+
+def _store(path: Path, data: dict[str, object]) -> None:
+    """Written aside and renamed: a reader never sees half a file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"stamp": stamp, "facts": asdict(facts)}), "utf-8")
+        temporary.write_text(json.dumps(data), "utf-8")
         temporary.replace(path)
     except OSError as exc:
         log.debug("builder facts not cached", path=str(path), reason=str(exc))
+
+
+# --- what commands saw the builder do ------------------------------------------------------
+
+
+def observed(name: str, builder: str | None) -> bool | None:
+    """What an earlier command saw this builder do (``observe``), while the builder's stamp
+    holds; None when nothing was seen since it last changed."""
+    seen = _observations(_key(builder), _stamp())
+    value = seen.get(name)
+    return value if isinstance(value, bool) else None
+
+
+def observe(name: str, builder: str | None, value: bool) -> None:
+    """Remember what a command saw the builder do, such as `buildx du` naming no cache
+    mount on BuildKit 0.8: seen once per engine start, never guessed from a version."""
+    key, stamp = _key(builder), _stamp()
+    seen = {**_observations(key, stamp), name: value}
+    _store(_observations_file(key), {"stamp": stamp, "seen": seen})
+
+
+def _observations_file(key: str) -> Path:
+    return paths.facts_dir() / f"builder-{key}.seen.json"
+
+
+def _observations(key: str, stamp: str) -> dict[str, object]:
+    try:
+        data = json.loads(_observations_file(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    seen = data.get("seen") if isinstance(data, dict) and data.get("stamp") == stamp else None
+    return dict(seen) if isinstance(seen, dict) else {}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator import report
+from orchestrator import builder, report
 from orchestrator.errors import BadInput
 from orchestrator.proxy import accesslog, prune, stats
 from orchestrator.proxy.front import CACHE_PATH, LOG_FORMAT
@@ -227,6 +228,28 @@ def test_off_and_external_proxies_say_no_cache_was_read() -> None:
     external = report.Watcher.start("proxy", front=None).finish()
     assert "external proxy" in external.line()
     assert report.Watcher.start("cache-mount", rendered=["RUN pip install x"]).finish().note
+
+
+def test_a_builder_seen_not_to_name_mounts_is_not_asked_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    socket = tmp_path / "docker.sock"
+    socket.touch()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
+    rendered = ["RUN --mount=type=cache,id=ns-pip-0,target=/c pip install x"]
+    asked: list[str | None] = []
+    monkeypatch.setattr(report, "_weigher", lambda ids, b, told=True: lambda: asked.append(b) or 0)
+    assert report.Watcher.start("cache-mount", rendered=rendered).before == 0
+    builder.observe(report.DU_NAMES_MOUNTS, None, False)
+    seen = report.Watcher.start("cache-mount", rendered=rendered)
+    assert (seen.source, seen.note, len(asked)) == ("not-told", report.NOT_TOLD, 1)
+    assert builder.observed(report.DU_NAMES_MOUNTS, "other") is None  # per builder
+    socket.unlink()
+    socket.touch()  # the engine restarted: its socket is new
+    assert builder.observed(report.DU_NAMES_MOUNTS, None) is None
+    assert report.Watcher.start("cache-mount", rendered=rendered).before == 0
+    assert len(asked) == 2
 
 
 # --- stats and prune ------------------------------------------------------------------------
