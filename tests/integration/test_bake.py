@@ -46,6 +46,13 @@ def run_bake(workspace: Workspace, path: Path, *args: str) -> subprocess.Complet
     )
 
 
+def cache_report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The one cache report of a bake, for all its targets."""
+    (found,) = [r for r in json_lines(result.stderr) if r.get("event") == "cache report"]
+    assert str(found["message"]).startswith("orchestrate: cache: ")
+    return dict(found["cache"])
+
+
 def check_images(tags: list[str]) -> None:
     for tag, name in zip(tags, ("one", "two"), strict=True):
         output = docker.run(tag, ["sh", "-c", f"{CHECK} && cat which"], remove=True)
@@ -64,6 +71,10 @@ def test_bake_builds_two_targets_through_the_proxy(
     result = run_bake(workspace, path, "--fresh")
     event = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
     assert event["modes"] == {"one": "proxy", "two": "proxy"}
+    report = cache_report(result)
+    assert (report["mode"], report["source"]) == ("proxy", "access-log"), report
+    asked = report["pages"]["cached_files"] + report["pages"]["fetched_files"]
+    assert asked >= 2, "each target's pip asked the front for its two projects' pages"
     check_images(tags)
     backend = f"{proxy['name']}-backend"
     proxpi = docker.container.inspect(backend).network_settings.networks[proxy["network"]]
@@ -115,3 +126,8 @@ def test_bake_falls_back_to_cache_mounts(workspace: Workspace, upstream: Upstrea
     event = next(r for r in json_lines(result.stderr) if r.get("event") == "bake")
     assert event["modes"] == {"one": "cache-mount", "two": "cache-mount"}
     assert upstream.file_downloads() == []
+    report = cache_report(result)
+    assert report["mode"] == "cache-mount"
+    if report["source"] != "not-told":  # BuildKit 0.8 (Docker 20.10) names no mount ids
+        assert report["source"] == "buildx-du", report
+        assert report["mount_bytes_before"] > 400_000, "both targets' mounts, filled before"

@@ -89,10 +89,15 @@ def test_two_runs_fetch_a_package_from_the_upstream_once(
     started = event(first, "run")
     assert (started["mode"], started["image"]) == ("proxy", base_image())
     assert len(upstream.file_downloads()) == 2, "orch-demo-app and orch-demo-lib, once each"
+    cold = event(first, "cache report")["cache"]
+    assert (cold["fetched_files"], cold["cached_files"]) == (2, 0), cold
     upstream.mark()
     second = run(workspace, f"{INSTALL} && {IMPORT}")
     assert event(second, "run")["mode"] == "proxy"
     assert upstream.file_downloads() == [], "the second run's files came from the proxy"
+    warm = event(second, "cache report")["cache"]
+    # each run's container is new: its pip has no cache of its own, the front sends both
+    assert (warm["cached_files"], warm["fetched_files"]) == (2, 0), warm
 
 
 def test_the_seeds_commands_are_one_run_each(
