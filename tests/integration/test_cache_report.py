@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from devsupport.upstream_container import Upstream, json_lines
+from devsupport.upstream_container import Upstream, json_lines, unique_name
 from tests.integration.conftest import (
     PIP_DOCKERFILE,
     TOP_PACKAGE,
@@ -134,3 +136,46 @@ def test_pip_keeps_the_proxys_files_without_asking_again(
     assert files == (0, 0, 0), warm  # before: (0, 2, 0), two 304s
     assert warm["pages"]["cached_files"] >= FILES, "pip still asks for the index pages"
     assert upstream.file_downloads() == []
+
+
+@pytest.fixture(scope="module")
+def slow_upstream(upstream: Upstream, network: str) -> Iterator[Upstream]:
+    """The same packages at 150 kB/s per response: a cold file takes over a second, so
+    pruning meets files being fetched and written as well as files being sent."""
+    alias = unique_name("slow")
+    with Upstream(upstream.tree, network, alias=alias, name=alias, rate_bps=150_000) as server:
+        yield server
+
+
+def test_pruning_while_builds_run_fails_no_build(
+    workspace: Workspace, slow_upstream: Upstream, run_id: str
+) -> None:
+    """`proxy prune --older-than 0s` over and over while three builds fetch the same two
+    files through a cold proxy: every build succeeds with both files, none is refused."""
+    name = f"orchestrator-test-prune-{run_id}"
+    settings = {"name": name, "port": free_port(), "cache_volume": f"{name}-cache"}
+    proxy = {**settings, "index": slow_upstream.host_url, "health_project": TOP_PACKAGE}
+    try:
+        workspace.profile("app", workspace.context("ctx", NO_PIP_CACHE), proxy=proxy)
+        workspace.orchestrate("proxy", "up", "--profile", "app")
+        stop, pruned = threading.Event(), []
+        with ThreadPoolExecutor(1) as pool:
+
+            def prune_until_stopped() -> None:
+                while not stop.is_set():
+                    pruned.append(workspace.orchestrate(*PRUNE, "--older-than", "0s"))
+
+            pruning = pool.submit(prune_until_stopped)
+            try:
+                builds = [workspace.orchestrate("build", "app", "--fresh") for _ in range(3)]
+            finally:
+                stop.set()
+            pruning.result()
+        removed = [json.loads(r.stdout)["removed_files"] for r in pruned]
+        assert sum(removed) >= FILES, f"prune removed files while builds ran: {removed}"
+        for build in builds:
+            report = cache_event(build)
+            assert report["failed_requests"] == 0, report
+            assert report["cached_files"] + report["fetched_files"] == FILES, report
+    finally:
+        remove_proxy(name, settings["cache_volume"])
