@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from orchestrator.dockerfile.commands import UvProject, uv_projects
-from orchestrator.dockerfile.parse import ParsedDockerfile, RunStep, mount_options
+from orchestrator.dockerfile.parse import ParsedDockerfile, RunStep
+from orchestrator.dockerfile.sources import join, source_of
 
 LOCK_NAME = "uv.lock"
 
@@ -39,54 +40,7 @@ def lock_uses(parsed: ParsedDockerfile) -> list[LockUse]:
 
 
 def _trace(parsed: ParsedDockerfile, run: RunStep, project: UvProject) -> LockUse:
-    directory = _join(run.workdir, project.directory or ".")
+    directory = join(run.workdir, project.directory or ".")
     image_path = str(PurePosixPath(directory) / LOCK_NAME)
-    for flag in run.flags:
-        options = mount_options(flag)
-        if options.get("type", "bind") != "bind" or "from" in options:
-            continue
-        target = _join(run.workdir, options.get("target") or options.get("dst") or "")
-        source = options.get("source") or options.get("src") or "."
-        if target == image_path:
-            return LockUse(run.line, project, image_path, _clean(source), flag)
-        relative = _under(image_path, target)
-        if relative is not None:
-            return LockUse(run.line, project, image_path, _clean(f"{source}/{relative}"))
-    return LockUse(run.line, project, image_path, _copied_from(parsed, run, image_path))
-
-
-def _copied_from(parsed: ParsedDockerfile, run: RunStep, image_path: str) -> str | None:
-    """The context file the last COPY/ADD before ``run`` put at ``image_path``."""
-    for copy in reversed(parsed.copies_before(run)):
-        for source in reversed(copy.sources):
-            if source.rstrip("/") in (".", ""):
-                relative = _under(image_path, copy.destination)
-                if relative is not None:
-                    return _clean(relative)
-            elif copy.destination.endswith("/"):
-                if str(PurePosixPath(copy.destination) / PurePosixPath(source).name) == image_path:
-                    return _clean(source)
-            elif copy.destination == image_path:
-                return _clean(source)
-    return None
-
-
-def _join(base: str, path: str) -> str:
-    return str(PurePosixPath(base) / path) if not path.startswith("/") else str(PurePosixPath(path))
-
-
-def _under(path: str, directory: str) -> str | None:
-    try:
-        return str(PurePosixPath(path).relative_to(PurePosixPath(directory.rstrip("/") or "/")))
-    except ValueError:
-        return None
-
-
-def _clean(path: str) -> str | None:
-    """A context-relative path, or None for anything outside the context or with a glob."""
-    if any(char in path for char in "*?[$"):
-        return None
-    parts = [p for p in PurePosixPath(path.lstrip("/")).parts if p not in (".", "")]
-    if ".." in parts:
-        return None
-    return "/".join(parts) or None
+    source = source_of(parsed, run, image_path)
+    return LockUse(run.line, project, image_path, source.path, source.bind_flag)
