@@ -236,7 +236,8 @@ class _Reader:
             return  # from another stage or image: not the build context
         *sources, destination = command.value
         dest = _join(state.workdir, _expand(destination, state.env))
-        if destination.endswith("/") or len(sources) > 1:
+        # `.` is the working directory: `COPY uv.lock .` puts the file in it, as `./` would
+        if destination.endswith(("/", "/.")) or destination in (".", "..") or len(sources) > 1:
             dest = dest.rstrip("/") + "/"
         state.copies.append(Copy(command.start_line, tuple(sources), dest, state.workdir))
 

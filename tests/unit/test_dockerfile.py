@@ -9,6 +9,7 @@ import pytest
 from orchestrator import dockerfile
 from orchestrator.dockerfile import ParsedDockerfile, RunWiring, expand, render
 from orchestrator.dockerfile.commands import disables_pip_cache, installers
+from orchestrator.dockerfile.sources import source_of
 from orchestrator.errors import BadInput, ExitCode
 
 MULTI_STAGE = """\
@@ -350,3 +351,14 @@ def test_render_counts_lines_as_buildkit_does(tmp_path: Path) -> None:
     parsed = parse_text(tmp_path, text)
     rendered = render(parsed, {3: WIRED})
     assert rendered == text.replace("RUN pip", "RUN --mount=type=secret,id=s set -a; pip")
+
+
+def test_copy_to_dot_is_into_the_working_directory(tmp_path: Path) -> None:
+    """`COPY uv.lock .` and `COPY requirements.txt .` put the file in the WORKDIR, as `./`
+    does (before, `.` read as a file named /app, and the file was not traced)."""
+    text = "FROM python\nWORKDIR /app\nCOPY requirements.txt .\nCOPY a /opt/.\nCOPY b c\nRUN true\n"
+    parsed = dockerfile.parse_text(tmp_path / "Dockerfile", text)
+    destinations = [c.destination for c in parsed.copies_before(parsed.runs[0])]
+    assert destinations == ["/app/", "/opt/", "/app/c"]
+    run = parsed.runs[0]
+    assert source_of(parsed, run, "/app/requirements.txt").path == "requirements.txt"
