@@ -66,7 +66,8 @@ def finish(process: subprocess.Popen[str]) -> tuple[float, float, str]:
     """When it got the cache (0 if already read), when it let go of it, and its stderr."""
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    times = {"in": "0", **dict(line.split() for line in out.splitlines())}
+    times = {"in": "0", **dict(line.split(None, 1) for line in out.splitlines() if line)}
+    assert "out" in times, f"stdout {out!r}, stderr {err!r}"  # seen missing once, under load
     return float(times["in"]), float(times["out"]), err
 
 
