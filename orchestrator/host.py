@@ -56,17 +56,19 @@ def host_ca_bundle() -> Path | None:
 
 
 def read_context_files(parsed: ParsedDockerfile, context: Path) -> dict[str, str]:
-    """The lock files uv project steps read, from the build context, where they exist."""
+    """The files of the build context that wiring reads: the lock files uv project steps
+    read, and the requirement files installs name (for the index options inside them)."""
     from orchestrator.dockerfile.locks import lock_uses  # noqa: PLC0415 - planning only
+    from orchestrator.dockerfile.requirements import requirement_uses  # noqa: PLC0415
 
+    sources = [use.source for use in lock_uses(parsed)]
+    sources += [use.source for run in parsed.runs for use in requirement_uses(parsed, run)]
     found = {}
-    for use in lock_uses(parsed):
-        if use.source is None or use.source in found:
-            continue
-        path = context / use.source
+    for source in dict.fromkeys(s for s in sources if s is not None):
+        path = context / source
         try:
             if path.is_file() and path.stat().st_size <= CONTEXT_FILE_LIMIT:
-                found[use.source] = path.read_text(encoding="utf-8")
+                found[source] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
     return found

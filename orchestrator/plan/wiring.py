@@ -16,6 +16,7 @@ from __future__ import annotations
 from orchestrator.dockerfile import RunStep, RunWiring, render
 from orchestrator.dockerfile.commands import disables_pip_cache, index_options, installers
 from orchestrator.dockerfile.locks import LockUse, lock_uses
+from orchestrator.dockerfile.requirements import display, index_lines, requirement_uses
 from orchestrator.plan import uvlock
 from orchestrator.plan.caches import (
     CACHE_ROOT,
@@ -109,6 +110,7 @@ def _wire_run(draft: Draft, run: RunStep, lock: LockUse | None) -> RunWiring | N
             "the command line names its own index, which beats every setting: "
             "this install bypasses the proxy",
         )
+    _report_requirement_files(draft, run)
     if disables_pip_cache(run.text):
         draft.decide(
             f"RUN line {run.line}",
@@ -123,6 +125,35 @@ def _wire_run(draft: Draft, run: RunStep, lock: LockUse | None) -> RunWiring | N
     if lock is not None:
         step.lock(lock)
     return step.wiring()
+
+
+def _report_requirement_files(draft: Draft, run: RunStep) -> None:
+    """Index options written inside the requirement files the step installs from (read
+    as facts, from the build context): what each does to this step's route."""
+    for use in requirement_uses(draft.parsed, run):
+        text = draft.facts.context_files.get(use.source or "")
+        for found in index_lines(text or ""):
+            where = f"{display(use)}:{found.number} {found.option} {found.url}"
+            if not found.replaces_index:
+                choice, reason = f"left as written: {where}", EXTRA_INDEX_IN_FILE
+            elif use.installer == "uv":
+                choice, reason = f"proxy kept over {where}", UV_KEEPS_ITS_INDEX
+            else:
+                choice, reason = f"left as written: {where}", PIP_TAKES_FILE_INDEX
+            draft.decide(f"RUN line {run.line}", choice, reason)
+
+
+PIP_TAKES_FILE_INDEX = (
+    "pip takes a requirement file's --index-url over PIP_INDEX_URL: "
+    "this install bypasses the proxy (remove the line, or compile without --emit-index-url)"
+)
+UV_KEEPS_ITS_INDEX = (
+    "uv keeps UV_DEFAULT_INDEX over a requirement file's --index-url (astral-sh/uv#6407)"
+)
+EXTRA_INDEX_IN_FILE = (
+    "the installer also asks this index itself, not through the proxy (pip gives indexes "
+    "no priority; uv prefers an extra index)"
+)
 
 
 def _heredocs_ok(draft: Draft, run: RunStep) -> bool:

@@ -72,3 +72,18 @@ def test_gathered_facts_are_this_process_s(tmp_path: Path, monkeypatch: pytest.M
         facts.fresh_token
         != host.gather_facts(builder=host.BuilderFacts(), render_dir=tmp_path).fresh_token
     )
+
+
+def test_context_files_include_the_requirement_files_installs_name(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("--index-url https://corp.example/simple\nx\n")
+    (tmp_path / "constraints.txt").write_text("x<2\n")
+    (tmp_path / "dev.txt").write_text("y\n")
+    text = (
+        "FROM python\nWORKDIR /app\nCOPY requirements.txt constraints.txt ./\n"
+        "RUN pip install -r requirements.txt -c constraints.txt && echo dev.txt\n"
+    )
+    parsed = parse_text(tmp_path / "Dockerfile", text)
+    assert set(host.read_context_files(parsed, tmp_path)) == {
+        "requirements.txt",
+        "constraints.txt",
+    }
