@@ -552,3 +552,40 @@ def test_every_run_form_is_wired_and_a_fresh_rebuild_downloads_nothing(
     for env, entries in environments.items():
         assert entries[0::3] == INSTALLED, (env, entries)
         assert set(entries[2::3]) == {"bad=0"}, (env, entries)
+
+
+REQUIREMENT_FILES_DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+WORKDIR /app
+COPY direct.txt dead.txt ./
+RUN python3 -m venv venv && venv/bin/pip install -r direct.txt
+RUN uv venv uvenv && uv pip install --python uvenv/bin/python -r dead.txt
+"""
+
+
+def test_index_lines_in_requirement_files_are_told_as_the_installers_obey_them(
+    workspace: Workspace, proxy: dict[str, Any], upstream: Upstream, tools: str
+) -> None:
+    """What the plan says of an --index-url inside a requirement file is what the real
+    installers do: pip goes to that index itself (the upstream sees pip, not proxpi), uv
+    keeps the proxy's UV_DEFAULT_INDEX (a dead index in its file is never asked)."""
+    host = upstream.host_url.split("/")[2].split(":")[0]
+    files = {
+        "direct.txt": f"--index-url {upstream.host_url}\n--trusted-host {host}\norch-demo-app\n",
+        "dead.txt": "--index-url http://127.0.0.1:9/simple/\norch-demo-app\n",
+    }
+    context = workspace.context("reqs", REQUIREMENT_FILES_DOCKERFILE, files)
+    settings = {"build_args": {"BASE_IMAGE": tools}, "cache_namespace": namespace()}
+    workspace.profile("reqs", context, **settings)
+    plan = json.loads(workspace.orchestrate("build", "reqs", "--dry-run", "--json").stdout)
+    said = {d["topic"]: d["choice"] for d in plan["decisions"] if ".txt:1 " in d["choice"]}
+    assert said == {
+        "RUN line 5": f"left as written: direct.txt:1 --index-url {upstream.host_url}",
+        "RUN line 6": "proxy kept over dead.txt:1 --index-url http://127.0.0.1:9/simple/",
+    }, plan["decisions"]
+    done = build(workspace, upstream, "reqs", "--fresh")
+    assert done.mode == "proxy"
+    agents = {family(r) for r in done.downloads}
+    assert "pip" in agents, "pip fetched from the index its file names, not through the proxy"
+    assert "uv" not in agents, "uv went through the proxy (proxpi fetches with its own agent)"
