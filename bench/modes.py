@@ -50,9 +50,11 @@ def one_round(session: Session, index: int, modes: dict[str, ModeResult]) -> Non
     fixtures, i = session.fixtures, index
     _timed(session, modes["floor"], f"floor-{i}", fixtures.floor_context)
     _timed(session, modes["direct"], f"direct-{i}", fixtures.app_context)
-    # The same proxy (and profile) every round, its cache volume removed in between: the
-    # first build after `proxy up` is cold, the second warm, both on the remembered plan.
+    # The same proxy (and profile) every round, its cache volume removed in between and
+    # pip's cache mount emptied: the first build after `proxy up` is cold, the second warm
+    # (pip keeps the files it fetched), both on the remembered plan.
     session.proxy_up(PROXY_PROFILE)
+    session.empty_installer_caches(PROXY_PROFILE)
     for kind in ("cold", "warm"):
         bust(fixtures.app_context)
         session.mark()

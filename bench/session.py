@@ -4,8 +4,10 @@ commands, and the one way a build is timed and its upstream traffic counted."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,33 @@ class Session:
         self.orchestrate.check(f"down-{profile}", "proxy", "down", "--purge", "--profile", profile)
         if profile in self.cleanup.proxy_profiles:
             self.cleanup.proxy_profiles.remove(profile)
+
+    def empty_installer_caches(self, profile: str) -> None:
+        """Empty the cache mounts the profile's install step uses, with a build of their own
+        that mounts exactly those (by id, as the plan renders them) and deletes what they
+        hold. The front marks files immutable, as PyPI does, so pip's HTTP cache on that
+        mount would serve a "cold" proxy build by itself, without asking the proxy."""
+        plan = json.loads(
+            self.orchestrate.check(f"plan-{profile}", "build", profile, "--dry-run", "--json")
+        )
+        rendered = Path(plan["rendered_dockerfile"]).read_text()
+        mounts = sorted(set(re.findall(r"--mount=type=cache,id=\S+", rendered)))
+        targets = [re.search(r"target=([^,\s]+)", m) for m in mounts]
+        paths = " ".join(t.group(1) for t in targets if t)
+        context = self.orchestrate.profiles.parent / "empty-caches"
+        context.mkdir(exist_ok=True)
+        (context / "Dockerfile").write_text(
+            f"FROM {BASE_IMAGE}\nARG BUST\n"
+            f'RUN {" ".join(mounts)} echo "$BUST" && find {paths} -mindepth 1 -delete\n'
+        )
+        emptied = engine.build(
+            context,
+            tag=self.tag("empty-caches"),
+            progress=self.kind,
+            build_args={"BUST": uuid.uuid4().hex},
+        )
+        if not emptied.ok or not mounts:
+            raise RuntimeError(f"bench: emptying {mounts} failed:\n{emptied.output[-2000:]}")
 
     # --- one timed build -------------------------------------------------------------------------
 
