@@ -14,6 +14,7 @@ the report is unavailable.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -237,7 +238,7 @@ class Watcher:
     watch: accesslog.Watch | None = None
     ids: tuple[str, ...] = ()
     builder: str | None = None
-    before: int | None = None
+    weighing: Weighing | None = None
     note: str = ""
     source: str = "none"
 
@@ -266,19 +267,13 @@ class Watcher:
 
     @classmethod
     def _weighed(cls, mode: str, ids: tuple[str, ...], builder: str | None) -> Watcher:
-        """Weigh the mounts, unless this builder was seen not to tell them apart: `buildx
-        du` costs 0.16 s on Docker 20.10, where it never can (remembered per engine start)."""
+        """Start weighing the mounts beside the build, unless this builder was seen not to
+        tell them apart (Docker 20.10: remembered per engine start, so no call there)."""
         from orchestrator import builder as builders  # noqa: PLC0415 - only the fallback
 
         if builders.observed(DU_NAMES_MOUNTS, builder) is False:
             return cls(mode, note=NOT_TOLD, source="not-told")
-        try:
-            before = safely("weigh the cache mounts", _weigher(ids, builder, told=False))
-        except NotTold:
-            builders.observe(DU_NAMES_MOUNTS, builder, False)
-            return cls(mode, note=NOT_TOLD, source="not-told")
-        return cls(mode, ids=ids, builder=builder, before=before)
-        return cls(mode, note=_NOTES.get(mode, UNAVAILABLE))
+        return cls(mode, ids=ids, builder=builder, weighing=Weighing(_weigher(ids, builder)))
 
     def span(self) -> accesslog.Span | None:
         """What the front served since the start (None when it cannot be read)."""
@@ -295,12 +290,48 @@ class Watcher:
         if self.watch is not None:
             span = self.span()
             return from_span(self.mode, span) if span else CacheReport(self.mode, "unavailable")
-        after = (
-            safely("weigh the cache mounts", _weigher(self.ids, self.builder)) if self.ids else None
-        )
-        if self.before is None or after is None:
+        return self._mounts()
+
+    def _mounts(self) -> CacheReport:
+        try:
+            before = self.weighing.result() if self.weighing is not None else None
+            after = safely("weigh the cache mounts", _weigher(self.ids, self.builder))
+        except NotTold:
+            from orchestrator import builder as builders  # noqa: PLC0415 - only the fallback
+
+            builders.observe(DU_NAMES_MOUNTS, self.builder, False)
+            return CacheReport(self.mode, "not-told", note=NOT_TOLD)
+        if before is None or after is None:
             return CacheReport(self.mode, "unavailable")
-        return CacheReport(self.mode, "buildx-du", before=self.before, after=after)
+        return CacheReport(self.mode, "buildx-du", before=before, after=after)
+
+
+class Weighing:
+    """The mounts' weight before the build, taken on a thread while buildx starts: `buildx
+    du` costs 0.2-0.45 s on Docker 28 (its CLI's start-up alone is 0.16 s), which the build
+    would otherwise wait for. buildx reaches a step that uses a mount only after its own
+    start-up, sending the context and the steps before it; BuildKit also keeps a mount's
+    size from its last weighing until a step releases the mount."""
+
+    def __init__(self, weigh: Callable[[], int]) -> None:
+        self._found: list[int | None] = []
+        self._failed: list[NotTold] = []
+        self._thread = threading.Thread(target=self._run, args=(weigh,), daemon=True)
+        self._thread.start()
+
+    def _run(self, weigh: Callable[[], int]) -> None:
+        try:
+            self._found.append(safely("weigh the cache mounts", weigh))
+        except NotTold as exc:
+            self._failed.append(exc)
+
+    def result(self) -> int | None:
+        """The bytes weighed (None if the engine could not say); NotTold if it cannot tell
+        mounts apart."""
+        self._thread.join()
+        if self._failed:
+            raise self._failed[0]
+        return self._found[0] if self._found else None
 
 
 _NOTES = {
@@ -309,17 +340,12 @@ _NOTES = {
 }
 
 
-def _weigher(ids: Sequence[str], builder: str | None, *, told: bool = True) -> Callable[[], int]:
-    """Weigh the mounts; ``told=False`` lets ``NotTold`` through ``safely`` to the caller."""
+def _weigher(ids: Sequence[str], builder: str | None) -> Callable[[], int]:
+    """Weigh the mounts; ``NotTold`` passes through ``safely`` to the caller."""
 
     def weigh() -> int:
         from orchestrator.engine import client as engine  # noqa: PLC0415 - only the fallback
 
-        try:
-            return mount_bytes(engine.build_cache_usage(builder), ids)
-        except NotTold:
-            if told:
-                raise RuntimeError(NOT_TOLD) from None
-            raise
+        return mount_bytes(engine.build_cache_usage(builder), ids)
 
     return weigh

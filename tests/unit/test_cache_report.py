@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -230,25 +231,62 @@ def test_off_and_external_proxies_say_no_cache_was_read() -> None:
     assert report.Watcher.start("cache-mount", rendered=["RUN pip install x"]).finish().note
 
 
-def test_a_builder_seen_not_to_name_mounts_is_not_asked_again_until_it_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+RENDERED = ["RUN --mount=type=cache,id=ns-pip-0,target=/c pip install x"]
+
+
+@pytest.fixture
+def engine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user cache and an engine socket of the test's own: observations start empty."""
     socket = tmp_path / "docker.sock"
     socket.touch()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
-    rendered = ["RUN --mount=type=cache,id=ns-pip-0,target=/c pip install x"]
+    return socket
+
+
+def test_the_mounts_are_weighed_beside_the_build_and_after_it(
+    engine_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = iter([1000, 5000])
+
+    def weigher(ids: object, builder: object) -> Any:
+        def weigh() -> int:
+            time.sleep(0.3)  # `buildx du` on Docker 28: 0.2-0.45 s
+            return next(weights)
+
+        return weigh
+
+    monkeypatch.setattr(report, "_weigher", weigher)
+    started = time.monotonic()
+    watcher = report.Watcher.start("cache-mount", rendered=RENDERED)
+    assert time.monotonic() - started < 0.2, "the build does not wait for the weighing"
+    made = watcher.finish()
+    assert (made.source, made.before, made.after) == ("buildx-du", 1000, 5000)
+
+
+def test_a_builder_seen_not_to_name_mounts_is_not_asked_again_until_it_changes(
+    engine_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asked: list[str | None] = []
-    monkeypatch.setattr(report, "_weigher", lambda ids, b, told=True: lambda: asked.append(b) or 0)
-    assert report.Watcher.start("cache-mount", rendered=rendered).before == 0
-    builder.observe(report.DU_NAMES_MOUNTS, None, False)
-    seen = report.Watcher.start("cache-mount", rendered=rendered)
+
+    def weigher(ids: object, builder: str | None) -> Any:
+        def weigh() -> int:
+            asked.append(builder)
+            raise report.NotTold
+
+        return weigh
+
+    monkeypatch.setattr(report, "_weigher", weigher)
+    first = report.Watcher.start("cache-mount", rendered=RENDERED).finish()
+    assert (first.source, first.note) == ("not-told", report.NOT_TOLD)
+    assert builder.observed(report.DU_NAMES_MOUNTS, None) is False
+    seen = report.Watcher.start("cache-mount", rendered=RENDERED)
     assert (seen.source, seen.note, len(asked)) == ("not-told", report.NOT_TOLD, 1)
     assert builder.observed(report.DU_NAMES_MOUNTS, "other") is None  # per builder
-    socket.unlink()
-    socket.touch()  # the engine restarted: its socket is new
+    engine_cache.unlink()
+    engine_cache.touch()  # the engine restarted: its socket is new
     assert builder.observed(report.DU_NAMES_MOUNTS, None) is None
-    assert report.Watcher.start("cache-mount", rendered=rendered).before == 0
+    report.Watcher.start("cache-mount", rendered=RENDERED).finish()
     assert len(asked) == 2
 
 
