@@ -137,22 +137,23 @@ def _report_requirement_files(draft: Draft, run: RunStep) -> None:
             if not found.replaces_index:
                 choice, reason = f"left as written: {where}", EXTRA_INDEX_IN_FILE
             elif use.installer == "uv":
-                choice, reason = f"proxy kept over {where}", UV_KEEPS_ITS_INDEX
+                choice, reason = f"index kept over {where}", UV_KEEPS_ITS_INDEX
             else:
                 choice, reason = f"left as written: {where}", PIP_TAKES_FILE_INDEX
             draft.decide(f"RUN line {run.line}", choice, reason)
 
 
 PIP_TAKES_FILE_INDEX = (
-    "pip takes a requirement file's --index-url over PIP_INDEX_URL: "
-    "this install bypasses the proxy (remove the line, or compile without --emit-index-url)"
+    "pip takes a requirement file's --index-url over PIP_INDEX_URL: this install asks that "
+    "index, not the one this plan sets (drop the line, or pip-compile --no-emit-index-url)"
 )
 UV_KEEPS_ITS_INDEX = (
-    "uv keeps UV_DEFAULT_INDEX over a requirement file's --index-url (astral-sh/uv#6407)"
+    "uv keeps UV_DEFAULT_INDEX, which this plan sets, over a requirement file's "
+    "--index-url (astral-sh/uv#6407)"
 )
 EXTRA_INDEX_IN_FILE = (
-    "the installer also asks this index itself, not through the proxy (pip gives indexes "
-    "no priority; uv prefers an extra index)"
+    "the installer also asks this index itself, beside the one this plan sets (pip gives "
+    "indexes no priority; uv prefers an extra index)"
 )
 
 

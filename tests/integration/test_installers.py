@@ -582,7 +582,7 @@ def test_index_lines_in_requirement_files_are_told_as_the_installers_obey_them(
     said = {d["topic"]: d["choice"] for d in plan["decisions"] if ".txt:1 " in d["choice"]}
     assert said == {
         "RUN line 5": f"left as written: direct.txt:1 --index-url {upstream.host_url}",
-        "RUN line 6": "proxy kept over dead.txt:1 --index-url http://127.0.0.1:9/simple/",
+        "RUN line 6": "index kept over dead.txt:1 --index-url http://127.0.0.1:9/simple/",
     }, plan["decisions"]
     done = build(workspace, upstream, "reqs", "--fresh")
     assert done.mode == "proxy"

@@ -1021,11 +1021,11 @@ def test_index_lines_inside_requirement_files_are_told_per_installer(make_plan: 
     pip = decisions(plan, "RUN line 4")
     assert pip[0].startswith(
         "left as written: requirements.txt:2 --index-url https://***@corp.example/simple: "
-        "pip takes a requirement file's --index-url over PIP_INDEX_URL: this install bypasses"
+        "pip takes a requirement file's --index-url over PIP_INDEX_URL: this install asks"
     ), pip
     assert pip[1].startswith("left as written: requirements.txt:3 --extra-index-url https://")
     uv = decisions(plan, "RUN line 5")
-    assert uv[0].startswith("proxy kept over requirements.txt:2 --index-url"), uv
+    assert uv[0].startswith("index kept over requirements.txt:2 --index-url"), uv
     assert "astral-sh/uv#6407" in uv[0]
     assert "token" not in render.text(plan)
 
