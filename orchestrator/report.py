@@ -107,6 +107,8 @@ class CacheReport:
 
     def _traffic_text(self, traffic: Traffic) -> str:
         pages = self.pages.files if self.pages else 0
+        if not traffic.files and not pages and not self.failed:
+            return "nothing asked of the proxy"
         if not traffic.files and pages and not self.failed:
             # The front marks files immutable: pip and uv keep them without asking again.
             return (

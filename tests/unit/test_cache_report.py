@@ -137,6 +137,12 @@ def test_a_304_is_an_installer_cache_confirmed_not_bytes_served() -> None:
     )
 
 
+def test_a_build_that_asked_nothing_says_so() -> None:
+    made = report.from_span("proxy", span(line(WHEEL, agent=PROBE_AGENT)))  # a probe only
+    assert made.line() == ("orchestrate: cache: nothing asked of the proxy")
+    assert made.as_dict()["cached_files"] == 0
+
+
 def test_a_build_that_asked_for_pages_only_says_so() -> None:
     made = report.from_span("proxy", span(line("/index/orch-demo-lib/"), line("/index/x/")))
     assert made.line() == (
