@@ -53,11 +53,16 @@ def disables_pip_cache(text: str) -> bool:
     return "--no-cache-dir" in text or "PIP_NO_CACHE_DIR" in text
 
 
+def segments(text: str) -> list[str]:
+    """The simple commands of a step, split at ``&&``, ``||``, ``;``, pipes and newlines."""
+    return _SEGMENTS.split(text)
+
+
 def index_options(text: str) -> list[str]:
     """Index options given to an installer on the command line (``--index-url URL``...)."""
     return [
         f"{m.group(1)} {m.group(2)}"
-        for segment in _SEGMENTS.split(text)
+        for segment in segments(text)
         if installers(segment)
         for m in _INDEX_OPTIONS.finditer(segment)
     ]

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
-from orchestrator.dockerfile.commands import installers
+from orchestrator.dockerfile.commands import installers, segments
 from orchestrator.dockerfile.parse import ParsedDockerfile, RunStep
 from orchestrator.dockerfile.sources import join, source_of
 
-_SEGMENTS = re.compile(r"&&|\|\||[;|\n]")
 _FILE_OPTION = re.compile(r"(?<![\w-])(?:-r|--requirement|-c|--constraint)(?:=|\s+)([^\s;&|]+)")
 _PIP_SYNC_FILE = re.compile(r"(?<![\w-])([^\s;&|=-][^\s;&|=]*\.txt)\b")
 _INDEX_LINE = re.compile(
@@ -55,7 +53,7 @@ def requirement_uses(parsed: ParsedDockerfile, run: RunStep) -> list[Requirement
     """The requirement and constraint files of every pip, uv pip and pip-sync command in
     ``run``, with their sources traced where possible."""
     found: dict[tuple[str, str], RequirementUse] = {}
-    for segment in _SEGMENTS.split(run.text):
+    for segment in segments(run.text):
         tools = installers(segment) & SERVED
         if not tools:
             continue
@@ -83,8 +81,3 @@ def index_lines(text: str) -> list[IndexLine]:
         IndexLine(text.count("\n", 0, m.start()) + 1, m.group(1), m.group(2))
         for m in _INDEX_LINE.finditer(text)
     ]
-
-
-def display(use: RequirementUse) -> str:
-    """The file as a user names it: its context path, else its path in the image."""
-    return use.source or str(PurePosixPath(use.image_path))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from orchestrator.dockerfile import RunStep, RunWiring, render
 from orchestrator.dockerfile.commands import disables_pip_cache, index_options, installers
 from orchestrator.dockerfile.locks import LockUse, lock_uses
-from orchestrator.dockerfile.requirements import display, index_lines, requirement_uses
+from orchestrator.dockerfile.requirements import index_lines, requirement_uses
 from orchestrator.plan import uvlock
 from orchestrator.plan.caches import (
     CACHE_ROOT,
@@ -131,9 +131,9 @@ def _report_requirement_files(draft: Draft, run: RunStep) -> None:
     """Index options written inside the requirement files the step installs from (read
     as facts, from the build context): what each does to this step's route."""
     for use in requirement_uses(draft.parsed, run):
-        text = draft.facts.context_files.get(use.source or "")
-        for found in index_lines(text or ""):
-            where = f"{display(use)}:{found.number} {found.option} {found.url}"
+        text = draft.facts.context_files.get(use.source or "", "")  # read: a traced source
+        for found in index_lines(text):
+            where = f"{use.source}:{found.number} {found.option} {found.url}"
             if not found.replaces_index:
                 choice, reason = f"left as written: {where}", EXTRA_INDEX_IN_FILE
             elif use.installer == "uv":
