@@ -115,13 +115,17 @@ def execute(action: str, container: str, command: list[str]) -> str:
 
 def build_cache_usage(builder: str | None = None) -> str:
     """`docker buildx du --verbose`, cache mounts only: one block per record, its size and
-    what it is. python-on-whales has no method for it (``buildx.disk_usage`` is a stub), so
-    its runner runs the line, as builds are run. The filter is BuildKit's own (0.8 has it):
-    on a stock engine with a used build cache it took the call from 0.59 s (59,745 lines)
-    to 0.16 s (1,947 lines)."""
-    from python_on_whales.utils import run  # noqa: PLC0415
+    what it is. The filter is BuildKit's own (0.8 has it): on a stock engine with a used
+    build cache it took the call from 0.59 s (59,745 lines) to 0.16 s (1,947 lines).
 
-    argv = [*client().client_config.docker_cmd, "buildx", "du", "--verbose"]
-    argv += ["--filter", "type=exec.cachemount"]
+    Run by ``process.capture``, not python-on-whales: it has no method for this
+    (``buildx.disk_usage`` is a stub), and the fallback's cache report runs it on every
+    build, most often one whose plan was remembered and so had not imported
+    python-on-whales (0.3 s): that import, on the thread that weighs beside the build,
+    made the first weighing end after the build and the second wait for it (0.55-0.7 s of
+    a warm fallback build on Docker 28, in the benchmark)."""
+    from orchestrator.engine import process  # noqa: PLC0415 - only the fallback
+
+    argv = ["docker", "buildx", "du", "--verbose", "--filter", "type=exec.cachemount"]
     argv += ["--builder", builder] if builder else []
-    return str(call("read the build cache's usage", run, argv) or "")
+    return process.capture("read the build cache's usage", argv)

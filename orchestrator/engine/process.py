@@ -1,4 +1,4 @@
-"""The one place orchestrator runs a command that talks to the user's terminal.
+"""The one place orchestrator runs a Docker command without python-on-whales.
 
 Builds, bakes and containers stream their output straight to the terminal and can run
 for minutes; python-on-whales' value (typed objects parsed from Docker's JSON) does not
@@ -6,6 +6,10 @@ apply to them, and importing it costs more than orchestrator's whole overhead bu
 (docs/design.md). So they run here: logged, with the environment given for the command
 alone (never logged), their exit code returned for the caller to judge, and Ctrl-C
 passed on and waited for, so nothing is left running behind us.
+
+One short command runs here too (``capture``): `docker buildx du`, which python-on-whales
+has no method for, on the fallback's every build, where importing python-on-whales would
+cost more than the call (``client.build_cache_usage``).
 
 Where logs are JSON lines (``--log-format json``, or stderr not a terminal), a command's
 stderr (BuildKit's progress) is carried line by line as JSON events, so a program that
@@ -25,11 +29,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from orchestrator import log as logs
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import DockerRefused, EngineUnavailable
 from orchestrator.urls import redact
 
 log = logs.get_logger(__name__)
 STOP_GRACE = 10.0  # seconds a command gets to stop after Ctrl-C before it is killed
+CAPTURE_TIMEOUT = 60.0  # seconds a short command (``capture``) may take
 
 
 def stream(
@@ -63,6 +68,24 @@ def stream(
     if carrier is not None:
         carrier.join(timeout=STOP_GRACE)
     return code
+
+
+def capture(action: str, argv: Sequence[str]) -> str:
+    """A short command's output, logged as python-on-whales' calls are (``client.call``);
+    a failure is ``DockerRefused`` with the command and Docker's text in its detail."""
+    log.debug("docker", action=action, command=shlex.join(argv))
+    try:
+        done = subprocess.run(  # argv is built as data, never through a shell
+            list(argv), capture_output=True, text=True, check=False, timeout=CAPTURE_TIMEOUT
+        )
+    except FileNotFoundError:
+        raise EngineUnavailable(f"{argv[0]} is not installed (run scripts/setup)") from None
+    if done.returncode != 0:
+        detail = f"command: {shlex.join(argv)}\n{done.stderr.strip()}"
+        raise DockerRefused(
+            f"docker refused to {action}: exit status {done.returncode}", detail=detail
+        )
+    return done.stdout
 
 
 def _carry(pipe: IO[bytes], program: str) -> None:

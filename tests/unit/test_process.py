@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator import log
 from orchestrator.engine import process
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import DockerRefused, EngineUnavailable
 
 
 @pytest.fixture
@@ -64,3 +64,31 @@ def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
     parent.wait(timeout=20)
     assert time.monotonic() - started < 15
     assert b"KeyboardInterrupt" in (parent.stderr.read() if parent.stderr else b"")
+
+
+def test_a_short_command_gives_its_output_and_fails_as_a_typed_error() -> None:
+    assert process.capture("say hello", ["sh", "-c", "echo hello; echo noise >&2"]) == "hello\n"
+    with pytest.raises(DockerRefused) as refused:
+        process.capture("read the build cache's usage", ["sh", "-c", "echo no >&2; exit 1"])
+    assert str(refused.value) == "docker refused to read the build cache's usage: exit status 1"
+    assert refused.value.detail.endswith("\nno")
+    with pytest.raises(EngineUnavailable):
+        process.capture("say hello", ["/nonexistent/docker", "version"])
+
+
+def test_weighing_the_build_cache_needs_no_python_on_whales() -> None:
+    """The fallback's report weighs on every build; importing python-on-whales for it cost
+    0.3 s beside the build (docs/benchmarks.md)."""
+    code = (
+        "import sys\n"
+        "from orchestrator.engine import client\n"
+        "try:\n"
+        "    client.build_cache_usage('no-such-builder-here')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "print('python_on_whales' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "False", done.stdout
