@@ -17,8 +17,10 @@ MODES = {
     "direct": "no orchestrator: pip straight to the upstream",
     "proxy cold": "orchestrate build through the proxy, its cache just emptied",
     "proxy warm": "orchestrate build through that proxy, second build",
+    "proxy warm line": "proxy warm's docker buildx build line alone, no orchestrate",
     "fallback cold": "orchestrate build --no-proxy, new (empty) cache mount",
     "fallback warm": "orchestrate build --no-proxy, that cache mount, second build",
+    "fallback warm line": "fallback warm's docker buildx build line alone, no orchestrate",
 }
 
 

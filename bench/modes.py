@@ -62,6 +62,7 @@ def one_round(session: Session, index: int, modes: dict[str, ModeResult]) -> Non
         modes[f"proxy {kind}"].samples.append(
             session.measured(name, session.orchestrated(name, PROXY_PROFILE))
         )
+    _line(session, modes["proxy warm line"], f"proxy-line-{i}", PROXY_PROFILE)
     # A cache namespace never used before: the first build fills it, the second uses it.
     profile = session.profile(
         f"fallback-{i}", proxy=session.proxy_settings("unused"), namespace=f"{session.prefix}-fb{i}"
@@ -73,6 +74,7 @@ def one_round(session: Session, index: int, modes: dict[str, ModeResult]) -> Non
         modes[f"fallback {kind}"].samples.append(
             session.measured(name, session.orchestrated(name, "--no-proxy", profile))
         )
+    _line(session, modes["fallback warm line"], f"fallback-line-{i}", "--no-proxy", profile)
 
 
 def layers(session: Session, modes: dict[str, ModeResult], last: int) -> None:
@@ -84,6 +86,8 @@ def layers(session: Session, modes: dict[str, ModeResult], last: int) -> None:
         "proxy warm": PROXY_PROFILE,
         "fallback cold": f"fallback-{last}",
         "fallback warm": f"fallback-{last}",
+        "proxy warm line": PROXY_PROFILE,
+        "fallback warm line": f"fallback-{last}",
     }
     for key, mode in modes.items():
         mode.layer_bytes = engine.last_layer_bytes(session.tag(names[key]))
@@ -93,6 +97,14 @@ def _timed(session: Session, mode: ModeResult, name: str, context: Path) -> None
     bust(context)
     session.mark()
     mode.samples.append(session.measured(name, session.raw_build(context, name)))
+
+
+def _line(session: Session, mode: ModeResult, name: str, *args: str) -> None:
+    """The warm build again, as its bare buildx line: the part of the warm build's time
+    that is BuildKit's and pip's, not orchestrator's."""
+    bust(session.fixtures.app_context)
+    session.mark()
+    mode.samples.append(session.measured(name, session.buildx_line(name, *args)))
 
 
 def _check(build: engine.BuildRun, what: str) -> None:

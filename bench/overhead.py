@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shlex
 import socket
 import time
 from typing import Any
@@ -13,24 +12,8 @@ from typing import Any
 from bench import engine
 from bench.model import Timings
 from bench.modes import PROXY_PROFILE
-from bench.session import Session, free_port
+from bench.session import Session, free_port, raw_env
 from devsupport.upstream_container import json_lines
-
-BUILD_ENV = "ORCHESTRATE_BUILD_ENV"  # the variable orchestrate feeds its settings secret from
-
-
-def raw_env(plan: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
-    """The environment the printed line needs: every ``--secret id=...,env=NAME`` fed, the
-    settings one as orchestrate feeds it, the others empty (a cached build never reads
-    them)."""
-    env = dict(base)
-    for item in plan["argv"]:
-        for part in str(item).split(","):
-            key, _, value = part.partition("=")
-            if key == "env":
-                env[value] = ""
-    env[BUILD_ENV] = "".join(f"{k}={shlex.quote(v)}\n" for k, v in plan["build_env"].items())
-    return env
 
 
 def overhead(session: Session, runs: int) -> tuple[dict[str, Timings], dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import socket
 import sys
 import uuid
@@ -21,12 +22,27 @@ from devsupport.upstream_container import Upstream
 
 BASE_IMAGE = "orchestrator/base:bookworm"
 PROXY_IMAGE = "orchestrator/proxpi:1.3.1"
+BUILD_ENV = "ORCHESTRATE_BUILD_ENV"  # the variable orchestrate feeds its settings secret from
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def raw_env(plan: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
+    """The environment the printed line needs: every ``--secret id=...,env=NAME`` fed, the
+    settings one as orchestrate feeds it, the others empty (the benchmark's builds read
+    none of them)."""
+    env = dict(base)
+    for item in plan["argv"]:
+        for part in str(item).split(","):
+            key, _, value = part.partition("=")
+            if key == "env":
+                env[value] = ""
+    env[BUILD_ENV] = "".join(f"{k}={shlex.quote(v)}\n" for k, v in plan["build_env"].items())
+    return env
 
 
 @dataclass
@@ -147,6 +163,14 @@ class Session:
         names each time: their names are facts a remembered plan is checked against)."""
         seconds, code, log = self.orchestrate.timed(f"{name}-cli", "build", *args)
         return engine.BuildRun(seconds, code == 0, log.read_text(errors="replace"))
+
+    def buildx_line(self, name: str, *args: str) -> engine.BuildRun:
+        """The ``docker buildx build`` line that ``orchestrate build ARGS`` runs, run alone
+        as its ``--dry-run --json`` prints it: the same build without orchestrate's start,
+        decision and cache report, so that the difference is orchestrator's part."""
+        cli = self.orchestrate
+        plan = json.loads(cli.check(f"{name}-plan", "build", *args, "--dry-run", "--json"))
+        return engine.run_line(plan["argv"], raw_env(plan, dict(cli.env)))
 
     def measured(self, name: str, build: engine.BuildRun) -> Sample:
         """A sample of a build that just ran, with the upstream's requests since ``mark``."""

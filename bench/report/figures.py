@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import statistics
 
-from bench.model import ModeResult, Results
+from bench.model import MODES, ModeResult, Results
 
-MODE_ORDER = ("floor", "direct", "proxy cold", "proxy warm", "fallback cold", "fallback warm")
+MODE_ORDER = tuple(MODES)
 MB = 1e6
 
 

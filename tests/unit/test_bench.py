@@ -11,9 +11,9 @@ import pytest
 
 from bench import progress
 from bench.model import MODES, ModeResult, ParallelResult, Results, Sample, Timings
-from bench.overhead import BUILD_ENV, raw_env
 from bench.report import BEGIN, END, MarksMissing, generated, splice
 from bench.report.tables import targets_of
+from bench.session import BUILD_ENV, raw_env
 
 PLAIN = """\
 #1 [internal] load build definition from Dockerfile
@@ -196,3 +196,14 @@ def test_both_engines_are_side_by_side_in_one_table() -> None:
     header = next(line for line in text.splitlines() if line.startswith("| mode | stock"))
     assert "current: median (s)" in header
     assert "| proxy warm | 4.00 | 4.00-4.00 | 4.00x | 8.00 | 8.00-8.00 | 4.00x |" in text
+
+
+def test_a_warm_build_is_split_into_the_builds_part_and_the_orchestrators() -> None:
+    results = _results("stock", 1.0)
+    line = results.modes["proxy warm line"]
+    line.samples = [Sample(seconds=3.5, ok=True), Sample(seconds=3.7, ok=True)]
+    text = generated([results])
+    # proxy warm 4.00 s, its line 3.60 s, the floor 1.00 s
+    assert "| proxy warm | stock | 4.00 | 3.60 | 1.00 | 3.60x | 4.00x | 0.40 |" in text
+    found = {t.name: t for t in targets_of(results)}
+    assert found["proxy warm: its buildx line alone within 1.05x of the floor"].measured == "3.60x"
