@@ -68,7 +68,7 @@ def planned(
 def check_inputs(resolved: ResolvedProfile) -> None:
     """What the user must fix, found before anything is created on their behalf."""
     profile = resolved.profile
-    where = resolved.sources[0]
+    where = paths.shown(resolved.sources[0])
     for key, secret in profile.secrets.items():
         if secret.env is not None and secret.env not in os.environ:
             raise BadInput(

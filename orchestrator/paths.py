@@ -16,6 +16,19 @@ PROFILES_DIR_ENV = "ORCHESTRATE_PROFILES_DIR"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's, and the proxies'
 
 
+def shown(path: Path) -> str:
+    """A path as a one-line error names it: relative to the working directory when it lies
+    below it, else as it is. Two absolute paths (the profile's file and the file it names)
+    could take a line past its 200 characters on their own."""
+    here = Path.cwd()
+    if here == Path(here.anchor):
+        return str(path)  # "tmp/x" from / would read as a relative path: keep it whole
+    try:
+        return str(path.relative_to(here))
+    except ValueError:
+        return str(path)
+
+
 def profiles_dir(option: str | Path | None = None) -> Path:
     """--profiles-dir, else $ORCHESTRATE_PROFILES_DIR, else ./profiles."""
     return Path(option or os.environ.get(PROFILES_DIR_ENV) or "profiles")

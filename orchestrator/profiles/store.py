@@ -325,7 +325,7 @@ def _where(path: FieldPath, layers: list[_Layer], origins: dict[FieldPath, Path]
 
 def _at(layer: _Layer, path: FieldPath) -> str:
     line = _line_of(layer.node, path)
-    return f"{layer.path}:{line}" if line else str(layer.path)
+    return f"{paths.shown(layer.path)}:{line}" if line else paths.shown(layer.path)
 
 
 def _describe(
@@ -388,11 +388,13 @@ def _check_paths(
     profile = resolved.profile
     if not profile.context.is_dir():
         where = _where(("context",), layers, origins)
-        raise BadInput(f"{where}: field 'context': directory {profile.context} does not exist")
+        shown = paths.shown(profile.context)
+        raise BadInput(f"{where}: field 'context': directory {shown} does not exist")
     if not profile.dockerfile_path.is_file():
         named_by = ("dockerfile",) if ("dockerfile",) in origins else ("context",)
         where = _where(named_by, layers, origins)
-        raise BadInput(f"{where}: field 'dockerfile': {profile.dockerfile_path} does not exist")
+        shown = paths.shown(profile.dockerfile_path)
+        raise BadInput(f"{where}: field 'dockerfile': {shown} does not exist")
     files: dict[FieldPath, Path | None] = {
         ("ca_bundle",): profile.ca_bundle_path(None),
         ("proxy", "ca_bundle"): profile.proxy.ca_bundle_path(None),
@@ -402,7 +404,7 @@ def _check_paths(
         if path is not None and not path.is_file():
             where = _where(field_path, layers, origins)
             field = ".".join(str(part) for part in field_path)
-            raise BadInput(f"{where}: field '{field}': file {path} does not exist")
+            raise BadInput(f"{where}: field '{field}': file {paths.shown(path)} does not exist")
 
 
 def json_schema() -> dict[str, Any]:

@@ -70,8 +70,24 @@ def test_bad_profiles_give_one_line_and_exit_2(
         "bad",
         "--dry-run",
         env={"SSH_AUTH_SOCK": ""},
+        cwd=profiles_dir.parent,
     )
     assert_one_line_error(result, 2, *parts)
+
+
+def test_paths_below_the_working_directory_are_named_relative_to_it(profiles_dir: Path) -> None:
+    """Two absolute paths alone could pass the 200 characters (seen under pytest-xdist,
+    whose temporary paths are longer)."""
+    write_profile(profiles_dir, "bad", "context: ../ctx\ndockerfile: Nope\n")
+    args = ("--profiles-dir", str(profiles_dir), "build", "bad", "--dry-run")
+    result = orchestrate(*args, cwd=profiles_dir.parent)
+    assert_one_line_error(
+        result, 2, "profiles/bad.yaml:2: field 'dockerfile': ctx/Nope does not exist"
+    )
+    for elsewhere in (REPO, Path("/")):  # not below: named whole
+        result = orchestrate(*args, cwd=elsewhere)
+        assert result.returncode == 2
+        assert f"error: {profiles_dir}/bad.yaml:2: field 'dockerfile'" in result.stderr
 
 
 def test_unknown_profile_name(profiles_dir: Path) -> None:
