@@ -45,15 +45,23 @@ def server(tree: Path) -> Iterator[tuple[IndexServer, io.StringIO]]:
         thread.join(timeout=5)
 
 
-def get(server: IndexServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def get(
+    server: IndexServer, method: str, path: str, log: io.StringIO | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request; with ``log``, returned once its line is in: the server writes it after
+    the answer, on the request's own thread, so the next request's line could come first
+    (seen under pytest-xdist)."""
+    before = len(log.getvalue().splitlines()) if log is not None else 0
     connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
     try:
         connection.request(method, path)
         response = connection.getresponse()
         body = response.read()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
     finally:
         connection.close()
+    if log is not None:
+        logged(log, before + 1)
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
 def logged(log: io.StringIO, count: int) -> list[dict[str, object]]:
@@ -84,19 +92,19 @@ def test_a_fault_fails_every_request_until_it_is_removed(
     server: tuple[IndexServer, io.StringIO], tree: Path
 ) -> None:
     served, log = server
-    assert [get(served, m, p)[0] for m, p in PATHS] == [200, 200, 200, 200, 404]
+    assert [get(served, m, p, log)[0] for m, p in PATHS] == [200, 200, 200, 200, 404]
 
     (tree / FAULT_FILE).write_text("500")
-    answers = [get(served, m, p) for m, p in PATHS]
+    answers = [get(served, m, p, log) for m, p in PATHS]
     assert [status for status, _, _ in answers] == [500] * len(PATHS)
     assert all(headers["cache-control"] == "no-store" for _, headers, _ in answers)
     assert b"injected fault" in answers[0][2]
 
     (tree / FAULT_FILE).write_text("503")
-    assert get(served, "GET", f"/files/{WHEEL}")[0] == 503
+    assert get(served, "GET", f"/files/{WHEEL}", log)[0] == 503
 
     (tree / FAULT_FILE).unlink()
-    assert get(served, "GET", f"/files/{WHEEL}")[0] == 200
+    assert get(served, "GET", f"/files/{WHEEL}", log)[0] == 200
 
     records = logged(log, 2 * len(PATHS) + 2)
     faults = [r for r in records if r.get("fault")]
