@@ -186,10 +186,15 @@ def fixed_subnet_network(role: str = "fixnet") -> Iterator[tuple[str, ipaddress.
 
 
 def _engine_subnets() -> list[ipaddress.IPv4Network]:
-    """The IPv4 subnets of every network the engine has."""
+    """The IPv4 subnets of every network the engine has. A network removed between the
+    list and its inspection (another test worker's) holds none (seen on Docker 28.5)."""
     found = []
     for network in docker.network.list():
-        for config in network.ipam.config or []:
+        try:
+            configs = network.ipam.config or []
+        except NoSuchNetwork:
+            continue
+        for config in configs:
             subnet = config.get("Subnet") if isinstance(config, dict) else None
             if subnet and ":" not in str(subnet):
                 found.append(ipaddress.IPv4Network(str(subnet), strict=False))
