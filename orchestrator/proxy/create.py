@@ -5,6 +5,7 @@ name taken meanwhile is another process's, used and never removed."""
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 CREATED_LABEL = "io.orchestrator.created-by"  # the run that created a network or volume
 RUN_TOKEN = secrets.token_hex(8)  # this process, in CREATED_LABEL
+NAME_SETTLE = 2.0  # seconds a name another create holds may take to become inspectable
 
 
 def ensure_network(name: str, undo: ExitStack) -> None:
@@ -90,7 +92,7 @@ def create_container(proxy: ProxySpec, spec: ContainerSpec, undo: ExitStack, pro
             **options,
         )
     except DockerRefused:
-        theirs = find(spec.name)
+        theirs = _theirs(spec.name)
         if theirs is None:
             raise
         _use_theirs(theirs, proxy, spec, profile)
@@ -102,6 +104,19 @@ def create_container(proxy: ProxySpec, spec: ContainerSpec, undo: ExitStack, pro
         taken = port_taken(spec)
         hint = f"port {taken} is taken: set proxy.port in the profile" if taken else exc.message
         raise ProxyUnavailable(f"could not start the proxy: {hint}", detail=exc.detail) from None
+
+
+def _theirs(name: str) -> Container | None:
+    """The container that took our name while we created ours, if one did. Docker reserves
+    a name before the container it names can be inspected, so a create refused for the
+    name can find nothing for a moment (seen once on Docker 20.10, processes sharing no
+    lock): asked again for up to ``NAME_SETTLE`` seconds before the refusal stands."""
+    deadline = time.monotonic() + NAME_SETTLE
+    while True:
+        found = find(name)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.1)
 
 
 def _use_theirs(theirs: Container, proxy: ProxySpec, spec: ContainerSpec, profile: str) -> None:
