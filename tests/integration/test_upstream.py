@@ -11,7 +11,6 @@ checked, the log counts exactly the file downloads, and pip's HTTP cache honours
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from devsupport.index import write_simple_index
+from devsupport.upstream.local import LocalServer, serving
 from devsupport.upstream.server import (
     FILE_CACHE_CONTROL,
     INDEX_CACHE_CONTROL,
@@ -83,55 +83,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
 # ---- the server in this process (no Docker) ------------------------------------------------
 
 
-@dataclass
-class LocalServer:
-    base_url: str
-    host: str
-    port: int
-    log: io.StringIO
-
-    def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        """One request, redirects not followed: (status, headers with lower-case keys, body).
-
-        Returns once the request's log line is written: the server writes it after the
-        answer, on the request's own thread, so without the wait the next request's line
-        could come first (seen once in CI, Docker 20.10 run, under load)."""
-        logged = len(self.log.getvalue().splitlines())
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        try:
-            connection.request(method, path, headers=headers or {})
-            response = connection.getresponse()
-            body = response.read()
-        finally:
-            connection.close()
-        self.records(logged + 1)
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-
-    def records(self, count: int) -> list[dict[str, object]]:
-        """The log's records once ``count`` are written, or all there are after 5 s."""
-        deadline = time.monotonic() + 5
-        while True:
-            lines = self.log.getvalue().splitlines()
-            if len(lines) >= count or time.monotonic() > deadline:
-                return [json.loads(line) for line in lines]
-            time.sleep(0.01)
-
-
 @pytest.fixture
 def local_server(tree: Tree) -> Iterator[LocalServer]:
-    log = io.StringIO()
-    server = IndexServer(("127.0.0.1", 0), tree.root, log_stream=log)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    port = server.server_port
-    try:
-        yield LocalServer(f"http://127.0.0.1:{port}", "127.0.0.1", port, log)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(tree.root) as server:
+        yield server
 
 
 def test_files_are_served_with_pypi_cache_headers(local_server: LocalServer, tree: Tree) -> None:

@@ -6,18 +6,14 @@ the same file in the tree bind-mounted into the upstream's container.
 
 from __future__ import annotations
 
-import http.client
-import io
-import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devsupport.index import write_simple_index
-from devsupport.upstream.server import FAULT_FILE, IndexServer, fault_status
+from devsupport.upstream.local import LocalServer, serving
+from devsupport.upstream.server import FAULT_FILE, fault_status
 from devsupport.wheels import make_wheel
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
@@ -32,44 +28,9 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tree: Path) -> Iterator[tuple[IndexServer, io.StringIO]]:
-    log = io.StringIO()
-    served = IndexServer(("127.0.0.1", 0), tree, log_stream=log)
-    thread = threading.Thread(target=served.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield served, log
-    finally:
-        served.shutdown()
-        served.server_close()
-        thread.join(timeout=5)
-
-
-def get(
-    server: IndexServer, method: str, path: str, log: io.StringIO | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """One request; with ``log``, returned once its line is in: the server writes it after
-    the answer, on the request's own thread, so the next request's line could come first
-    (seen under pytest-xdist)."""
-    before = len(log.getvalue().splitlines()) if log is not None else 0
-    connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
-    try:
-        connection.request(method, path)
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    if log is not None:
-        logged(log, before + 1)
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-
-
-def logged(log: io.StringIO, count: int) -> list[dict[str, object]]:
-    """The log once ``count`` records are in: a request is logged just after its answer."""
-    deadline = time.monotonic() + 5
-    while len(log.getvalue().splitlines()) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return [json.loads(line) for line in log.getvalue().splitlines()]
+def server(tree: Path) -> Iterator[LocalServer]:
+    with serving(tree) as served:
+        yield served
 
 
 PATHS = [("GET", "/simple/"), ("HEAD", "/simple/"), ("GET", "/simple/demo-pkg/")]
@@ -88,25 +49,22 @@ def test_the_fault_file_names_the_status(tree: Path, content: str, status: int) 
     assert fault_status(tree) == status
 
 
-def test_a_fault_fails_every_request_until_it_is_removed(
-    server: tuple[IndexServer, io.StringIO], tree: Path
-) -> None:
-    served, log = server
-    assert [get(served, m, p, log)[0] for m, p in PATHS] == [200, 200, 200, 200, 404]
+def test_a_fault_fails_every_request_until_it_is_removed(server: LocalServer, tree: Path) -> None:
+    assert [server.request(m, p)[0] for m, p in PATHS] == [200, 200, 200, 200, 404]
 
     (tree / FAULT_FILE).write_text("500")
-    answers = [get(served, m, p, log) for m, p in PATHS]
+    answers = [server.request(m, p) for m, p in PATHS]
     assert [status for status, _, _ in answers] == [500] * len(PATHS)
     assert all(headers["cache-control"] == "no-store" for _, headers, _ in answers)
     assert b"injected fault" in answers[0][2]
 
     (tree / FAULT_FILE).write_text("503")
-    assert get(served, "GET", f"/files/{WHEEL}", log)[0] == 503
+    assert server.request("GET", f"/files/{WHEEL}")[0] == 503
 
     (tree / FAULT_FILE).unlink()
-    assert get(served, "GET", f"/files/{WHEEL}", log)[0] == 200
+    assert server.request("GET", f"/files/{WHEEL}")[0] == 200
 
-    records = logged(log, 2 * len(PATHS) + 2)
+    records = server.records(2 * len(PATHS) + 2)
     faults = [r for r in records if r.get("fault")]
     assert [(r["method"], r["path"], r["status"]) for r in faults] == [
         *((m, p, 500) for m, p in PATHS),
