@@ -4,7 +4,6 @@ its start-up, and how long deciding on the fallback takes when the proxy is abse
 from __future__ import annotations
 
 import datetime
-import json
 import socket
 import time
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from bench import engine
 from bench.model import Timings
 from bench.modes import PROXY_PROFILE
-from bench.session import Session, free_port, raw_env
+from bench.session import Session, free_port
 from devsupport.upstream_container import json_lines
 
 
@@ -26,8 +25,7 @@ def overhead(session: Session, runs: int) -> tuple[dict[str, Timings], dict[str,
     remembered.
     """
     cli = session.orchestrate
-    plan = json.loads(cli.check("plan", "build", PROXY_PROFILE, "--dry-run", "--json"))
-    env = raw_env(plan, dict(cli.env))
+    plan, env = session.raw_line("plan", PROXY_PROFILE)
     found: dict[str, list[float]] = {key: [] for key in ("orch", "raw", "before", "version")}
     seen: dict[str, Any] = {"raw_command": plan["command"]}
     for i in range(runs):

@@ -164,13 +164,19 @@ class Session:
         seconds, code, log = self.orchestrate.timed(f"{name}-cli", "build", *args)
         return engine.BuildRun(seconds, code == 0, log.read_text(errors="replace"))
 
-    def buildx_line(self, name: str, *args: str) -> engine.BuildRun:
-        """The ``docker buildx build`` line that ``orchestrate build ARGS`` runs, run alone
-        as its ``--dry-run --json`` prints it: the same build without orchestrate's start,
-        decision and cache report, so that the difference is orchestrator's part."""
+    def raw_line(self, name: str, *args: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The plan ``orchestrate build ARGS --dry-run --json`` prints, and the environment
+        its ``docker buildx build`` line needs to run as printed."""
         cli = self.orchestrate
-        plan = json.loads(cli.check(f"{name}-plan", "build", *args, "--dry-run", "--json"))
-        return engine.run_line(plan["argv"], raw_env(plan, dict(cli.env)))
+        plan = json.loads(cli.check(name, "build", *args, "--dry-run", "--json"))
+        return plan, raw_env(plan, dict(cli.env))
+
+    def buildx_line(self, name: str, *args: str) -> engine.BuildRun:
+        """The ``docker buildx build`` line that ``orchestrate build ARGS`` runs, run alone:
+        the same build without orchestrate's start, decision and cache report, so that the
+        difference is orchestrator's part."""
+        plan, env = self.raw_line(f"{name}-plan", *args)
+        return engine.run_line(plan["argv"], env)
 
     def measured(self, name: str, build: engine.BuildRun) -> Sample:
         """A sample of a build that just ran, with the upstream's requests since ``mark``."""
