@@ -90,8 +90,9 @@ would reach the real PyPI), no prompts, plain output."""
 
 # Test networks with a subnet of their own come from here: it collides neither with the stock
 # engine's pools (172.17-31.x, 192.168.x) nor with the current engine's (10.213.0.0/24 and
-# 10.214.0.0/16, scripts/engines), nor with the host's own addresses.
-TEST_SUBNETS = ipaddress.ip_network("10.231.0.0/16")
+# 10.214.0.0/16, scripts/engines), nor with the host's own addresses. The current engine's
+# firewall rules admit it by name (scripts/engines `test_nets`; tests/unit/test_scripts.py).
+TEST_SUBNETS = ipaddress.IPv4Network("10.231.0.0/16")
 Outage = Literal["stopped", "hung", "failing"]
 OUTAGES: tuple[Outage, ...] = ("stopped", "hung", "failing")
 
