@@ -271,7 +271,7 @@ class Watcher:
     def _weighed(cls, mode: str, ids: tuple[str, ...], builder: str | None) -> Watcher:
         """Start weighing the mounts beside the build, unless this builder was seen not to
         tell them apart (Docker 20.10: remembered per engine start, so no call there)."""
-        from orchestrator import builder as builders  # noqa: PLC0415 - only the fallback
+        from orchestrator.facts import builder as builders  # noqa: PLC0415 - only the fallback
 
         if builders.observed(DU_NAMES_MOUNTS, builder) is False:
             return cls(mode, note=NOT_TOLD, source="not-told")
@@ -299,7 +299,7 @@ class Watcher:
             before = self.weighing.result() if self.weighing is not None else None
             after = safely("weigh the cache mounts", _weigher(self.ids, self.builder))
         except NotTold:
-            from orchestrator import builder as builders  # noqa: PLC0415 - only the fallback
+            from orchestrator.facts import builder as builders  # noqa: PLC0415 - only the fallback
 
             builders.observe(DU_NAMES_MOUNTS, self.builder, False)
             return CacheReport(self.mode, "not-told", note=NOT_TOLD)

@@ -7,7 +7,7 @@ import argparse
 from orchestrator.cli.common import print_json, proxy_settings
 from orchestrator.engine import client as engine
 from orchestrator.errors import ExitCode
-from orchestrator.host import host_ca_bundle
+from orchestrator.facts.host import host_ca_bundle
 from orchestrator.proxy import image as images
 from orchestrator.proxy import lifecycle
 

@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from orchestrator.cli.common import print_json, store
-from orchestrator.container import execute, render
-from orchestrator.container.facts import compose_services
-from orchestrator.container.model import RunOptions
+from orchestrator.facts.container import compose_services
 from orchestrator.log import get_logger
+from orchestrator.plan.containers import RunOptions
 from orchestrator.profiles import ProxySettings
 from orchestrator.report import Watcher, emit
+from orchestrator.run import execute, gather, render
 
 log = get_logger(__name__)
 
@@ -29,7 +29,7 @@ def _options(options: argparse.Namespace) -> RunOptions:
 def run(options: argparse.Namespace) -> int:
     """Run a command in the profile's image, wired as its builds are; its exit code is ours."""
     resolved = store(options).resolve(options.profile)
-    plan = execute.plan_for(resolved, _options(options), dry_run=options.dry_run)
+    plan = gather.plan_for(resolved, _options(options), dry_run=options.dry_run)
     if options.dry_run:
         print_json(render.run_dict(plan)) if options.json else print(render.run_text(plan))
         return 0
@@ -58,7 +58,7 @@ def env(options: argparse.Namespace) -> None:
     """Print the wiring of the profile's containers in the chosen format."""
     resolved = store(options).resolve(options.profile)
     services = compose_services(options.services, Path.cwd()) if options.format == "compose" else ()
-    wiring = execute.wiring_for(resolved, _options(options))
+    wiring = gather.wiring_for(resolved, _options(options))
     execute.prepare(wiring)
     log.info("env", profile=wiring.profile, mode=wiring.mode, reason=wiring.mode_reason)
     if options.format in ("shell", "docker"):

@@ -12,9 +12,9 @@ import shlex
 
 from orchestrator.dockerfile import ParsedDockerfile
 from orchestrator.errors import ProxyUnavailable
+from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan import handover, modes
 from orchestrator.plan.draft import Draft
-from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan.model import (
     ENV_SECRET,
     ENV_VARIABLE,
@@ -26,7 +26,7 @@ from orchestrator.plan.model import (
     BuildPlan,
 )
 from orchestrator.plan.settings import cache_settings, installer_settings
-from orchestrator.plan.wiring import plan_rendering
+from orchestrator.plan.steps import plan_rendering
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.urls import is_loopback, offline_url, redact
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.dockerfile import ParsedDockerfile
-from orchestrator.plan.facts import HostFacts
+from orchestrator.facts.model import HostFacts
 from orchestrator.plan.model import BuildOptions, Decision, Mode
 from orchestrator.profiles import BuildUser, Profile, ResolvedProfile
 from orchestrator.urls import redact

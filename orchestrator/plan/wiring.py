@@ -1,325 +1,358 @@
-"""Wiring RUN steps: the settings, caches and lock copies each step gets, in every form.
+"""Planning a container's wiring: a resolved profile and facts become frozen data.
 
-Every RUN step is wired the same way in every mode: the same mounts, the same prefix, the
-same network, so a switch between the proxy and the fallback keeps the layer cache. The
-mode lives only in what the secrets hold. How settings reach a step depends on its form:
-
-- shell form, and heredocs the shell reads: ``set -a; . /run/secrets/orchestrator-env``
-  before the command (variables beat pip's and uv's config files and the Dockerfile's ENV);
-- a heredoc script run by the shell: the same line, first in the script;
-- exec form, a heredoc with its own ``#!``, or a non-POSIX SHELL: no shell to load
-  variables, so pip.conf and uv.toml are mounted where pip and uv read system settings.
+Pure, like build planning: nothing here reads a file, calls a process or asks the engine,
+so every decision is unit-tested and shown by ``--dry-run`` and `orchestrate env` exactly
+as it will be done.
+The rules are the builds' where a container allows the same thing (one index and nothing
+else, the CA bundle, the build user, the ssh-agent, secrets as files), and differ where a
+container can do better than a RUN step: it joins the proxy's network and reaches the
+proxy by its container name (RUN steps cannot, moby/buildkit#978).
 """
 
 from __future__ import annotations
 
-from orchestrator.dockerfile import RunStep, RunWiring, render
-from orchestrator.dockerfile.commands import disables_pip_cache, index_options, installers
-from orchestrator.dockerfile.locks import LockUse, lock_uses
-from orchestrator.dockerfile.requirements import index_lines, requirement_uses
-from orchestrator.plan import uvlock
-from orchestrator.plan.caches import (
-    CACHE_ROOT,
-    CACHES,
-    CACHES_OF,
-    Cache,
-    default_cache_dir,
-    own_caches,
-)
-from orchestrator.plan.draft import Draft
-from orchestrator.plan.model import (
-    CA_SECRET,
-    ENV_SECRET,
-    FRESH_ARG,
-    PIP_CONF_SECRET,
-    UV_TOML_SECRET,
-)
-from orchestrator.plan.mounts import fix_mount, run_owner
-from orchestrator.plan.settings import PIP_CONF_TARGET, UV_TOML_TARGET, pip_conf, uv_toml
+from dataclasses import dataclass, field
 
-LOAD_SETTINGS = f"set -a; . /run/secrets/{ENV_SECRET}; set +a"
-INDEX_VARIABLES = frozenset(
-    {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONFIG_FILE", "UV_DEFAULT_INDEX"}
-    | {"UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_CONFIG_FILE"}
+from orchestrator.errors import BadInput, ProxyUnavailable
+from orchestrator.facts.model import RunFacts
+from orchestrator.plan import modes
+from orchestrator.plan.containers import (
+    CA_TARGET,
+    CACHE_TARGET,
+    PIP_LOCK_TARGET,
+    PIP_LOCK_VARIABLE,
+    RUN_LABEL,
+    SECRETS_DIR,
+    SSH_TARGET,
+    CacheVolume,
+    Mount,
+    RunMode,
+    RunOptions,
+    Secret,
+    Wiring,
 )
+from orchestrator.plan.handover import FALLBACK_UID
+from orchestrator.plan.model import PROFILE_LABEL, Decision
+from orchestrator.plan.settings import installer_settings
+from orchestrator.profiles import BuildUser, ResolvedProfile
+from orchestrator.proxy.spec import CONTAINER_PORT, OWNER, OWNER_LABEL
+from orchestrator.urls import is_loopback, offline_url, redact
+
+CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+# Before 25.3, pip moves a wheel it built into its cache with a copy when the temporary
+# directory is on another file system (pypa/pip#13540), as a volume always is; 23.3 also
+# split cache entries non-atomically (pypa/pip#12361). Such pips take the cache's lock.
+PIP_SAFE_VERSION = "25.3"
 
 
-def plan_rendering(draft: Draft) -> str | None:
-    """Render a build-time copy when RUN steps need mounts or settings, else build as is."""
-    after_from = _fresh(draft)
-    if draft.wired:
-        draft.config_files.update({"pip.conf": pip_conf(draft.env), "uv.toml": uv_toml(draft.env)})
-        _report_env_lines(draft)
-    locks = {use.line: use for use in lock_uses(draft.parsed)} if draft.wired else {}
-    wiring = {}
-    for run in draft.parsed.runs:
-        wired = _wire_run(draft, run, locks.get(run.line))
-        if wired is not None:
-            wiring[run.line] = wired
-    if not wiring and not after_from:
-        draft.decide("Dockerfile", "used as is", "no RUN step needs wiring")
-        return None
-    draft.decide(
-        "Dockerfile",
-        f"rendered copy ({len(wiring)} RUN steps wired)",
-        "the same text in every mode, so switching modes keeps the layer cache; "
-        "the user's file is never modified",
+@dataclass
+class _Draft:
+    """The wiring while it is being planned."""
+
+    resolved: ResolvedProfile
+    facts: RunFacts
+    options: RunOptions
+    image: str | None
+    mode: RunMode = "off"
+    decisions: list[Decision] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+    network: str | None = None
+    index_url: str | None = None
+    user: tuple[int, int] | None = None
+    cache: CacheVolume | None = None
+
+    def decide(self, topic: str, choice: str, reason: str) -> None:
+        self.decisions.append(Decision(topic, redact(choice), redact(reason)))
+
+
+def plan_wiring(
+    resolved: ResolvedProfile, facts: RunFacts, options: RunOptions, image: str | None = None
+) -> Wiring:
+    """What any container of this profile gets: `orchestrate env` prints exactly this."""
+    draft = _Draft(resolved, facts, options, image)
+    for step in (_mode, _index, _ca, _user, _ssh, _cache):
+        step(draft)
+    secrets = _secrets(draft)
+    return Wiring(
+        profile=resolved.name,
+        mode=draft.mode,
+        decisions=tuple(draft.decisions),
+        network=draft.network,
+        index_url=draft.index_url,
+        env=dict(draft.env),
+        mounts=tuple(draft.mounts),
+        user=f"{draft.user[0]}:{draft.user[1]}" if draft.user else None,
+        secrets=secrets,
+        cache=draft.cache,
+        labels={OWNER_LABEL: OWNER, PROFILE_LABEL: resolved.name, RUN_LABEL: resolved.name},
     )
-    return render(draft.parsed, wiring, after_from)
 
 
-def _fresh(draft: Draft) -> list[str]:
-    if not draft.options.fresh:
-        return []
-    draft.build_args[FRESH_ARG] = draft.facts.fresh_token
-    draft.decide(
-        "fresh",
-        "every RUN step rebuilt",
-        f"a new {FRESH_ARG} per build; --no-cache and --no-cache-filter would also empty "
-        "the cache mounts (moby/buildkit#2447, and for uid/gid mounts since BuildKit 0.16)",
-    )
-    return [f"ARG {FRESH_ARG}"]
+def docker_args(wiring: Wiring, *, by_name: frozenset[str] = frozenset()) -> list[str]:
+    """The wiring as `docker run` options (secrets excepted: each caller has its own way).
+
+    Variables in ``by_name`` are passed as ``--env NAME``: docker takes the value from its
+    own environment, so it is not in the command line that `ps` shows every local user.
+    """
+    args: list[str] = []
+    if wiring.network:
+        args += ["--network", wiring.network]
+    if wiring.user:
+        args += ["--user", wiring.user]
+    for key, value in wiring.env.items():
+        args += ["--env", key if key in by_name else f"{key}={value}"]
+    for mount in wiring.mounts:
+        args += ["--mount", mount.option()]
+    return args
 
 
-def _report_env_lines(draft: Draft) -> None:
-    """ENV lines that point installers elsewhere, and what wiring does about each."""
-    overridden = "PIP_INDEX_URL" in draft.env
-    for line, name, value in draft.parsed.env_lines:
-        if name not in INDEX_VARIABLES:
-            continue
-        reason = (
-            "shell-form steps load orchestrator's settings after it, so those win; "
-            "exec-form steps and #! heredocs keep it (variables beat config files)"
-            if overridden
-            else "this mode sets no index, so it applies as written"
-        )
-        draft.decide(f"ENV line {line}", f"{name}={value}", reason)
+# --- the mode, the network and the index ------------------------------------------------------
 
 
-def _wire_run(draft: Draft, run: RunStep, lock: LockUse | None) -> RunWiring | None:
-    flags = tuple(fix_mount(flag, draft, run) for flag in run.flags)
-    if not draft.wired:
-        return RunWiring(flags=flags) if flags != run.flags else None
-    if run.heredoc and not _heredocs_ok(draft, run):
-        return None
-    tools = installers(run.text)
-    for option in index_options(run.text):
-        draft.decide(
-            f"RUN line {run.line}",
-            f"left as written: {option}",
-            "the command line names its own index, which beats every setting: "
-            "this install bypasses the proxy",
-        )
-    _report_requirement_files(draft, run)
-    if disables_pip_cache(run.text):
-        draft.decide(
-            f"RUN line {run.line}",
-            "pip cache off",
-            "--no-cache-dir (or PIP_NO_CACHE_DIR) stops pip from using any cache",
-        )
-    step = _Step(draft, run, list(flags))
-    if step.loads_variables or tools:
-        step.settings(tools)
-    if tools:
-        step.caches(tools)
-    if lock is not None:
-        step.lock(lock)
-    return step.wiring()
-
-
-def _report_requirement_files(draft: Draft, run: RunStep) -> None:
-    """Index options written inside the requirement files the step installs from (read
-    as facts, from the build context): what each does to this step's route."""
-    for use in requirement_uses(draft.parsed, run):
-        text = draft.facts.context_files.get(use.source or "", "")  # read: a traced source
-        for found in index_lines(text):
-            where = f"{use.source}:{found.number} {found.option} {found.url}"
-            if not found.replaces_index:
-                choice, reason = f"left as written: {where}", EXTRA_INDEX_IN_FILE
-            elif use.installer == "uv":
-                choice, reason = f"index kept over {where}", UV_KEEPS_ITS_INDEX
-            else:
-                choice, reason = f"left as written: {where}", PIP_TAKES_FILE_INDEX
-            draft.decide(f"RUN line {run.line}", choice, reason)
-
-
-PIP_TAKES_FILE_INDEX = (
-    "pip takes a requirement file's --index-url over PIP_INDEX_URL: this install asks that "
-    "index, not the one this plan sets (drop the line, or pip-compile --no-emit-index-url)"
-)
-UV_KEEPS_ITS_INDEX = (
-    "uv keeps UV_DEFAULT_INDEX, which this plan sets, over a requirement file's "
-    "--index-url (astral-sh/uv#6407)"
-)
-EXTRA_INDEX_IN_FILE = (
-    "the installer also asks this index itself, beside the one this plan sets (pip gives "
-    "indexes no priority; uv prefers an extra index)"
-)
-
-
-def _heredocs_ok(draft: Draft, run: RunStep) -> bool:
-    if draft.parsed.syntax or draft.facts.builder.heredocs:
-        return True
-    draft.decide(
-        f"RUN line {run.line}",
-        "left as written",
-        "a heredoc needs dockerfile 1.4 (BuildKit 0.10); this builder's frontend has none, "
-        "so the step fails with plain docker too",
-    )
-    return False
-
-
-class _Step:
-    """One RUN step being wired."""
-
-    def __init__(self, draft: Draft, run: RunStep, flags: list[str]) -> None:
-        self.draft = draft
-        self.run = run
-        self.flags = flags
-        self.mounts: list[str] = []
-        self.exports: list[str] = []
-        self.unset: list[str] = []
-        self.loads_variables = run.posix_shell and run.form in ("shell", "script")
-
-    def settings(self, tools: frozenset[str]) -> None:
-        draft = self.draft
-        if self.loads_variables:
-            self.mounts.append(f"--mount=type=secret,id={ENV_SECRET},mode=0444")
-            draft.used_secrets.add(ENV_SECRET)
-        else:
-            self._config_files()
-            if "poetry" in tools:
-                draft.decide(
-                    f"RUN line {self.run.line}",
-                    "poetry left on its own index",
-                    "poetry reads no system-wide configuration file, only variables and its "
-                    "user's config.toml, so without a shell it cannot be pointed at the index "
-                    "in use; its cache mount still serves",
-                )
-        if draft.ca_bundle is not None:
-            self.mounts.append(f"--mount=type=secret,id={CA_SECRET},mode=0444")
-
-    def _config_files(self) -> None:
-        draft = self.draft
-        for secret, target in (
-            (PIP_CONF_SECRET, PIP_CONF_TARGET),
-            (UV_TOML_SECRET, UV_TOML_TARGET),
-        ):
-            self.mounts.append(f"--mount=type=secret,id={secret},target={target},mode=0444")
-            draft.used_secrets.add(secret)
-        why = {
-            "exec": "an exec-form step has no shell",
-            "shebang": "a heredoc with its own #! interpreter has no shell",
-        }.get(self.run.form, f"its SHELL {self.run.shell[0]} is not a POSIX shell")
-        draft.decide(
-            f"RUN line {self.run.line}",
-            f"settings through {PIP_CONF_TARGET} and {UV_TOML_TARGET}",
-            f"{why} to load variables into; an ENV or a pip.conf of the image's user "
-            "would take precedence over these files",
-        )
-
-    def caches(self, tools: frozenset[str]) -> None:
-        owner = run_owner(self.draft, self.run)
-        if owner is None:
-            self.draft.decide(
-                f"RUN line {self.run.line}",
-                "cache owned by root",
-                f"cannot tell the uid of USER {self.run.user}; give the profile a user: setting",
+def _mode(draft: _Draft) -> None:
+    settings = draft.resolved.profile.proxy
+    proxy = draft.facts.host.proxy
+    settled = modes.preset(draft.resolved, no_proxy=draft.options.no_proxy)
+    if settled is not None:
+        draft.mode = "off" if settled.off else "cache-volume"
+        draft.decide("mode", draft.mode, settled.reason)
+        return
+    if proxy is not None and proxy.healthy:
+        if proxy.offline and not settings.url:
+            draft.mode = "offline"
+            draft.decide(
+                "mode",
+                "offline",
+                f"the upstream does not answer ({proxy.offline}); the proxy serves what it "
+                "has cached and asks the upstream nothing",
             )
-            owner = (0, 0)
-        own = own_caches(self.flags, self.run)
-        wanted = {name for tool in tools for name in CACHES_OF.get(tool, ())}
-        for cache in CACHES:
-            if cache.tool in wanted and cache.tool not in own:
-                self._cache(cache, owner)
-
-    def _cache(self, cache: Cache, owner: tuple[int, int]) -> None:
-        uid, gid = owner
-        if self.loads_variables and cache.movable:
-            target = f"{CACHE_ROOT}/{cache.tool}"
-            self.exports.append(f"{cache.variable}={target}")
         else:
-            found = default_cache_dir(self.draft, self.run, cache, uid)
-            if found is None:
-                return
-            target = found
-        namespace = self.draft.profile.cache_namespace
-        self.mounts.append(
-            f"--mount=type=cache,id={namespace}-{cache.tool}-{uid},target={target},"
-            f"uid={uid},gid={gid},sharing={cache.sharing}"
-        )
+            draft.mode = "proxy"
+            draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
+        return
+    why = proxy.reason if proxy is not None else "the proxy was not checked"
+    if settings.mode == "require":
+        raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
+    draft.mode = "cache-volume"
+    draft.decide(
+        "mode",
+        "cache-volume",
+        f"the proxy cannot serve ({why}); a named volume keeps pip's and uv's caches between runs",
+    )
 
-    def lock(self, use: LockUse) -> None:
-        """Hand a uv project command a lock copy that agrees with the index in use."""
-        draft = self.draft
-        text = draft.facts.context_files.get(use.source or "")
-        if not use.project.reads_lock_only or text is None:
-            self._lock_left(use, text is None)
-            return
-        secret = f"orchestrator-uv-lock-{use.line}"
-        content = _lock_content(draft, text)
-        path = draft.facts.render_dir / f"uv-lock-{_digest(content)}.lock"
-        draft.files[path] = content
-        draft.secret(f"id={secret},src={path}")
-        if use.bind_flag is not None and use.bind_flag in self.flags:
-            self.flags.remove(use.bind_flag)
-        self.mounts.append(f"--mount=type=secret,id={secret},target={use.image_path},mode=0444")
+
+def _index(draft: _Draft) -> None:
+    settings = draft.resolved.profile.proxy
+    if draft.mode == "off":
+        draft.decide("network", "engine default", "the proxy is off")
+        return
+    if draft.mode in ("proxy", "offline"):
+        url = _proxy_url(draft)
+        if draft.mode == "offline":
+            url = offline_url(url)
+        draft.index_url = url
+        draft.env.update(installer_settings(url, proxy=True))
         draft.decide(
-            f"RUN line {self.run.line}",
-            f"uv.lock copy at {use.image_path}",
-            f"uv {use.project.command} reads {use.source} through a copy whose registry and "
-            "file URLs are those of the index in use (uv compares them as exact strings)",
+            "package index",
+            url,
+            "pip and uv use only the proxy: pip's config files are ignored so no "
+            "extra-index-url can bypass it (pip gives indexes no priority)",
         )
+        return
+    _fallback_network(draft)
+    draft.index_url = settings.index
+    if settings.index_is_pypi:
+        draft.decide(
+            "package index", "installers' own", "the upstream is PyPI, the installers' default"
+        )
+        return
+    draft.env.update(installer_settings(settings.index, proxy=False))
+    draft.decide("package index", settings.index, "the proxy's upstream, reached directly")
 
-    def _lock_left(self, use: LockUse, unknown: bool) -> None:
-        if self.loads_variables:
-            self.unset.append("UV_DEFAULT_INDEX")
+
+def _proxy_url(draft: _Draft) -> str:
+    """The proxy as a container reaches it: by name on its network, unlike a RUN step."""
+    settings = draft.resolved.profile.proxy
+    if settings.url:
+        if is_loopback(settings.url):
+            draft.network = "host"
+            draft.decide(
+                "network",
+                "host",
+                "the external proxy is on this machine's loopback, which "
+                "only host networking reaches",
+            )
         else:
-            self.mounts = [m for m in self.mounts if f"id={UV_TOML_SECRET}," not in m]
-        why = (
-            f"cannot tell which file of the build context is {use.image_path}"
-            if unknown
-            else f"uv {use.project.command} without --locked or --frozen may rewrite the lock"
+            draft.decide("network", "engine default", "the external proxy is reached by address")
+        return settings.url
+    draft.network = settings.network
+    draft.decide(
+        "network",
+        settings.network,
+        f"the proxy's network, where its container name '{settings.name}' resolves "
+        "(containers, unlike RUN steps, can join it)",
+    )
+    return f"http://{settings.name}:{CONTAINER_PORT}/index/"
+
+
+def _fallback_network(draft: _Draft) -> None:
+    settings = draft.resolved.profile.proxy
+    if is_loopback(settings.index):
+        draft.network = "host"
+        draft.decide("network", "host", "the upstream index is on this machine's loopback")
+    elif not settings.url and draft.facts.network_exists:
+        draft.network = settings.network
+        draft.decide(
+            "network",
+            settings.network,
+            "the proxy's network, as in proxy mode, so the container reaches the same "
+            "services whichever mode it runs in",
         )
-        self.draft.decide(
-            f"RUN line {self.run.line}",
-            "uv project left on its lock's index",
-            f"{why}; uv downloads from the lock's own index, its cache mount still serves",
+    else:
+        draft.decide("network", "engine default", "no proxy network to join")
+
+
+# --- what the container gets ---------------------------------------------------------------
+
+
+def _ca(draft: _Draft) -> None:
+    path = draft.resolved.profile.ca_bundle_path(draft.facts.host.host_ca_bundle)
+    if path is None:
+        draft.decide("CA bundle", "none", "off, or no host bundle found")
+        return
+    draft.mounts.append(Mount("bind", str(path), CA_TARGET))
+    for name in CA_VARIABLES:
+        draft.env[name] = CA_TARGET
+    draft.decide(
+        "CA bundle",
+        str(path),
+        f"mounted read-only at {CA_TARGET}, named by {', '.join(CA_VARIABLES)}",
+    )
+
+
+def _user(draft: _Draft) -> None:
+    """The build's rule: the host user, 1000:1000 for root, or the profile's user."""
+    profile = draft.resolved.profile
+    host = draft.facts.host
+    if profile.user == "off":
+        draft.decide("user", "the image's", "the profile sets user: off")
+        return
+    if profile.user == "host":
+        if host.uid == 0:
+            user = BuildUser(name="builder", uid=FALLBACK_UID, gid=FALLBACK_UID)
+            reason = (
+                "the host user is root; as for builds, a root user would defeat a non-root image"
+            )
+        else:
+            user = BuildUser(name=host.user_name, uid=host.uid, gid=host.gid)
+            reason = "the invoking user, so files in mounted directories keep their owner"
+    else:
+        user, reason = profile.user, "given by the profile"
+    uid, gid = profile.build_args.get("USER_ID", ""), profile.build_args.get("GROUP_ID", "")
+    if uid.isdigit() or gid.isdigit():
+        reason += "; the profile's USER_ID/GROUP_ID build args win, as in its builds"
+    draft.user = (int(uid) if uid.isdigit() else user.uid, int(gid) if gid.isdigit() else user.gid)
+    draft.decide("user", f"{draft.user[0]}:{draft.user[1]}", reason)
+
+
+def _ssh(draft: _Draft) -> None:
+    if not draft.resolved.profile.ssh:
+        return
+    sock = draft.facts.host.ssh_auth_sock
+    if not sock:
+        raise BadInput(
+            f"{draft.resolved.sources[0]}: field 'ssh' is true but no ssh-agent "
+            "socket was found: start one (eval $(ssh-agent); ssh-add) so "
+            "SSH_AUTH_SOCK is set"
         )
-
-    def wiring(self) -> RunWiring | None:
-        prefix = ""
-        script_prefix = ""
-        if self.loads_variables:
-            load = LOAD_SETTINGS
-            if self.exports:
-                load += f"; export {' '.join(self.exports)}"
-            if self.unset:
-                load += f"; unset {' '.join(self.unset)}"
-            if self.run.form == "script":
-                script_prefix = load
-            else:
-                prefix = load + "; "
-        flags = tuple(self.flags)
-        if flags == self.run.flags and not self.mounts and not prefix and not script_prefix:
-            return None
-        return RunWiring(
-            flags=flags, mounts=tuple(self.mounts), prefix=prefix, script_prefix=script_prefix
+    draft.mounts.append(Mount("bind", sock, SSH_TARGET, read_only=False))
+    draft.env["SSH_AUTH_SOCK"] = SSH_TARGET
+    reason = "the profile forwards the ssh-agent; keys stay on the host"
+    user = draft.user
+    if user is not None and user[0] not in (0, draft.facts.host.uid):
+        reason += (
+            f"; the socket belongs to uid {draft.facts.host.uid}, so uid {user[0]} may be refused"
         )
+    draft.decide("ssh", f"{sock} at {SSH_TARGET}", reason)
 
 
-def _lock_content(draft: Draft, text: str) -> str:
-    settings = draft.profile.proxy
-    upstreams = {settings.index, "https://pypi.org/simple"}
-    if draft.mode in ("proxy", "offline") and draft.index_url:
-        return uvlock.rewrite(text, draft.index_url, upstreams=upstreams, files=True)
-    fallback = draft.env.get("UV_DEFAULT_INDEX")
-    if fallback:
-        return uvlock.rewrite(text, fallback, upstreams=upstreams, files=False)
-    return text
+def _cache(draft: _Draft) -> None:
+    """The fallback's named volume: pip's and uv's caches, kept between runs."""
+    if draft.mode != "cache-volume":
+        return
+    owner = draft.user or _image_owner(draft)
+    if owner is None:
+        return
+    uid, gid = owner
+    profile = draft.resolved.profile
+    name = f"{profile.cache_namespace}-run-{uid}"
+    draft.cache = CacheVolume(name=name, uid=uid, gid=gid, image=draft.image)
+    draft.mounts.append(Mount("volume", name, CACHE_TARGET, read_only=False))
+    draft.env.update(
+        {
+            "PIP_CACHE_DIR": f"{CACHE_TARGET}/pip",
+            "UV_CACHE_DIR": f"{CACHE_TARGET}/uv",
+            "UV_LINK_MODE": "copy",  # the cache is on another file system than the venv
+        }
+    )
+    draft.decide(
+        "cache volume",
+        f"{name} at {CACHE_TARGET}",
+        f"pip's and uv's caches; created owned by {uid}:{gid} (a one-off root container "
+        "of the image chowns it), shared by every run of that uid",
+    )
+    _pip_lock(draft)
 
 
-def _digest(text: str) -> str:
-    import hashlib  # noqa: PLC0415
+def _pip_lock(draft: _Draft) -> None:
+    """Concurrent runs share the cache: uv locks it itself, an older pip is made to."""
+    draft.mounts.append(Mount("bind", str(draft.facts.pip_lock_dir), PIP_LOCK_TARGET))
+    draft.env[PIP_LOCK_VARIABLE] = f"{CACHE_TARGET}/pip.lock"
+    image = draft.facts.image
+    theirs = image.env.get("PYTHONPATH", "") if image is not None else ""
+    draft.env["PYTHONPATH"] = f"{PIP_LOCK_TARGET}:{theirs}" if theirs else PIP_LOCK_TARGET
+    reason = (
+        f"pip before {PIP_SAFE_VERSION} can corrupt a cache shared with other processes "
+        "(pypa/pip#13540, #12361): each such pip holds an exclusive lock on the cache for "
+        "its whole run, as builds' locked cache mounts do; newer pip and uv run unlocked"
+    )
+    if image is None or not image.present:
+        reason += "; the image is not here to read its PYTHONPATH, so it is set, not extended"
+    draft.decide("pip cache lock", f"{PIP_LOCK_TARGET}/sitecustomize.py", reason)
 
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+def _image_owner(draft: _Draft) -> tuple[int, int] | None:
+    """With user: off, the volume must belong to the image's USER, if that can be told."""
+    image = draft.facts.image
+    spec = image.user if image is not None else None
+    name, _, group = (spec or "").partition(":")
+    if spec is not None and name in ("", "root", "0"):
+        return 0, 0
+    if name.isdigit():
+        return int(name), int(group) if group.isdigit() else int(name)
+    draft.decide(
+        "cache volume",
+        "none",
+        f"cannot tell the uid of the image's USER {spec or '(unknown)'}; give the profile "
+        "a user: setting",
+    )
+    return None
+
+
+def _secrets(draft: _Draft) -> tuple[Secret, ...]:
+    found = []
+    for key, secret in draft.resolved.profile.secrets.items():
+        if secret.env is not None and secret.env not in draft.facts.host.env_names:
+            raise BadInput(
+                f"{draft.resolved.sources[0]}: field 'secrets.{key}.env': "
+                f"environment variable {secret.env} is not set"
+            )
+        found.append(Secret(key, f"{SECRETS_DIR}/{key}", file=secret.file, variable=secret.env))
+    if found:
+        draft.decide(
+            "secrets",
+            ", ".join(s.target for s in found),
+            "read-only files, never variables (docker inspect shows those)",
+        )
+    return tuple(found)

@@ -24,11 +24,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator import host
 from orchestrator.engine import client as engine
 from orchestrator.errors import Conflict, ProxyUnavailable
+from orchestrator.facts import host
+from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
-from orchestrator.plan.facts import ProxyFacts
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.create import create_container, ensure_network, ensure_volume, port_taken
 from orchestrator.proxy.image import ensure_images

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from orchestrator.errors import ProxyUnavailable
+from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
-from orchestrator.plan.facts import ProxyFacts
 from orchestrator.proxy.httpclient import exchange
 from orchestrator.urls import offline_url, redact, split_credentials
 

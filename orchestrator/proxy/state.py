@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import host
 from orchestrator.engine import client as engine
 from orchestrator.errors import Conflict
-from orchestrator.plan.facts import ProxyFacts
+from orchestrator.facts import host
+from orchestrator.facts.model import ProxyFacts
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.probe import Deadline, Probe, answers, probe, served
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL, ProxySpec, backend_name, proxy_spec

@@ -36,7 +36,7 @@ import pytest
 from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
-from orchestrator import builder
+from orchestrator.facts import builder
 from tests.integration.conftest import Workspace, base_image
 from tests.integration.test_fallback import dead_proxy, namespace
 from tests.support.installers import Projects, make_projects, tools_image

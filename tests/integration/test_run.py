@@ -24,7 +24,7 @@ import pytest
 from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
-from orchestrator.container.model import RUN_LABEL
+from orchestrator.plan.containers import RUN_LABEL
 from tests.integration.conftest import TOP_PACKAGE, Workspace, base_image, remove_proxy
 
 INSTALL = f"python3 -m pip install --disable-pip-version-check --target /tmp/t {TOP_PACKAGE}"

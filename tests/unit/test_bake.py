@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import bake
+from orchestrator.build import bake
 from orchestrator.errors import BadInput
-from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
+from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan.model import BuildOptions
 from orchestrator.profiles import ProfileStore
 from tests.conftest import write_profile

@@ -1,4 +1,4 @@
-"""build.py and host.py in-process: inputs checked before side effects, files, facts."""
+"""build/ and facts/host.py in-process: inputs checked before side effects, files, facts."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import build, execution, host
+from orchestrator.build import execute as execution
 from orchestrator.dockerfile import parse_text
 from orchestrator.errors import BadInput
+from orchestrator.facts import host
 from orchestrator.profiles import ProfileStore
 from tests.conftest import write_profile
 
@@ -21,7 +22,7 @@ def test_an_unset_secret_variable_is_reported_before_anything_is_created(
     write_profile(profiles_dir, "app", "context: ../ctx\nsecrets: {tok: {env: ORCH_UNSET_X}}\n")
     monkeypatch.delenv("ORCH_UNSET_X", raising=False)
     with pytest.raises(BadInput, match="environment variable ORCH_UNSET_X is not set"):
-        build.check_inputs(ProfileStore(profiles_dir).resolve("app"))
+        host.check_inputs(ProfileStore(profiles_dir).resolve("app"))
 
 
 def test_ssh_without_an_agent_is_reported_before_anything_is_created(
@@ -30,7 +31,7 @@ def test_ssh_without_an_agent_is_reported_before_anything_is_created(
     write_profile(profiles_dir, "app", "context: ../ctx\nssh: true\n")
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     with pytest.raises(BadInput, match="field 'ssh'"):
-        build.check_inputs(ProfileStore(profiles_dir).resolve("app"))
+        host.check_inputs(ProfileStore(profiles_dir).resolve("app"))
 
 
 def test_write_file_is_atomic_readable_and_leaves_unchanged_files_alone(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import builder, report
+from orchestrator import report
 from orchestrator.errors import BadInput
+from orchestrator.facts import builder
 from orchestrator.proxy import accesslog, prune, stats
 from orchestrator.proxy.front import CACHE_PATH, LOG_FORMAT
 from orchestrator.proxy.probe import PROBE_AGENT

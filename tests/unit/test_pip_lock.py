@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.container.facts import pip_lock_dir
-from orchestrator.container.wiring import PIP_SAFE_VERSION
+from orchestrator.facts.container import pip_lock_dir
+from orchestrator.plan.wiring import PIP_SAFE_VERSION
 
 HOLDER = """\
 import os, sys, time

@@ -11,9 +11,9 @@ import pytest
 
 from orchestrator import dockerfile
 from orchestrator.errors import BadInput, ExitCode, ProxyUnavailable
+from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan import render
 from orchestrator.plan.build import plan_build
-from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ProfileStore
 from orchestrator.urls import redact

@@ -12,21 +12,21 @@ import pytest
 import yaml
 
 from orchestrator import dockerfile
-from orchestrator.container import render
-from orchestrator.container.model import (
+from orchestrator.errors import BadInput, ProxyUnavailable
+from orchestrator.facts.model import (
     ComposeService,
+    HostFacts,
     ImageFacts,
+    ProxyFacts,
     RunFacts,
-    RunOptions,
-    RunPlan,
     TerminalFacts,
 )
-from orchestrator.container.plan import plan_run
-from orchestrator.container.wiring import plan_wiring
-from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.plan.build import plan_build
-from orchestrator.plan.facts import HostFacts, ProxyFacts
+from orchestrator.plan.containers import RunOptions, RunPlan
+from orchestrator.plan.run import plan_run
+from orchestrator.plan.wiring import plan_wiring
 from orchestrator.profiles import ProfileStore, ResolvedProfile
+from orchestrator.run import render
 from tests.conftest import write_profile
 
 HEALTHY = ProxyFacts(healthy=True, reason="served the pip page (200)")

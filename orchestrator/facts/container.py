@@ -1,54 +1,22 @@
-"""Gathering what planning a run needs: the proxy, the host, the terminal, and (only when
-the fallback may be chosen) the image and the proxy's network.
-
-The engine is asked about the image and the network only when the proxy does not serve,
-so a run through a proxy that answers costs no Docker call before `docker run` itself.
-"""
+"""What a container run needs to know besides the host: its terminal, the run's image and
+the proxy's network (asked only when the fallback may be chosen, so a run through a proxy
+that answers costs no Docker call before `docker run` itself), where private files go, and
+the services of a compose file."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import tempfile
 from pathlib import Path
 
-from orchestrator import build as builds
-from orchestrator import paths
-from orchestrator.container.model import ComposeService, ImageFacts, RunFacts, TerminalFacts
 from orchestrator.engine import client as engine
 from orchestrator.errors import BadInput
-from orchestrator.host import gather_facts
+from orchestrator.facts.model import ComposeService, ImageFacts, TerminalFacts
 from orchestrator.inputs import read_text
-from orchestrator.plan.facts import BuilderFacts
-from orchestrator.plan.model import BuildOptions
-from orchestrator.profiles import ResolvedProfile
 
 # The names `docker compose` looks for in the working directory, in its order.
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-
-
-def gather(
-    resolved: ResolvedProfile, *, image: str | None, no_proxy: bool, dry_run: bool
-) -> RunFacts:
-    """Facts for planning; finding or starting the proxy is the only side effect, and a
-    dry run only looks."""
-    builds.check_inputs(resolved)
-    proxy = builds.proxy_facts(resolved, BuildOptions(no_proxy=no_proxy), dry_run=dry_run)
-    host = gather_facts(
-        builder=BuilderFacts(checked=False), render_dir=paths.rendered_dir(), proxy=proxy
-    )
-    settings = resolved.profile.proxy
-    fallback = settings.mode != "off" and (proxy is None or not proxy.healthy)
-    return RunFacts(
-        host=host,
-        terminal=terminal(),
-        image=image_facts(image) if fallback and image else None,
-        network_exists=network_exists(settings.network) if fallback and not settings.url else None,
-        secret_dir=secret_base() / f"orchestrate-run-{secrets.token_hex(6)}",
-        token=secrets.token_hex(4),
-        pip_lock_dir=pip_lock_dir(),
-    )
 
 
 def terminal() -> TerminalFacts:

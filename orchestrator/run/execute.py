@@ -19,22 +19,17 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 
-from orchestrator.container import facts as gathered
-from orchestrator.container.model import (
-    CACHE_LABEL,
-    CACHE_TARGET,
-    RunOptions,
-    RunPlan,
-    SecretCopy,
-    Wiring,
-)
-from orchestrator.container.plan import plan_run, run_image
-from orchestrator.container.wiring import plan_wiring
 from orchestrator.engine import client as engine
 from orchestrator.engine import process
 from orchestrator.errors import BadInput, Conflict, ExitCode, HandledError
 from orchestrator.log import get_logger
-from orchestrator.profiles import ResolvedProfile
+from orchestrator.plan.containers import (
+    CACHE_LABEL,
+    CACHE_TARGET,
+    RunPlan,
+    SecretCopy,
+    Wiring,
+)
 from orchestrator.proxy.locking import creation_lock
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL
 
@@ -45,20 +40,6 @@ GONE_SECONDS = 10.0  # how long a removed container may take to disappear
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (the container is stopped) but reported as itself."""
-
-
-def plan_for(resolved: ResolvedProfile, options: RunOptions, *, dry_run: bool) -> RunPlan:
-    """Gather facts and plan a run; starting the proxy is the only side effect."""
-    image = run_image(resolved, options)
-    found = gathered.gather(resolved, image=image, no_proxy=options.no_proxy, dry_run=dry_run)
-    return plan_run(resolved, found, options)
-
-
-def wiring_for(resolved: ResolvedProfile, options: RunOptions) -> Wiring:
-    """Gather facts and plan the wiring `orchestrate env` prints."""
-    image = options.image or (resolved.profile.tags[0] if resolved.profile.tags else None)
-    found = gathered.gather(resolved, image=image, no_proxy=options.no_proxy, dry_run=False)
-    return plan_wiring(resolved, found, options, image)
 
 
 def run(plan: RunPlan) -> int:

@@ -19,8 +19,9 @@ import shlex
 from dataclasses import asdict
 from typing import Any
 
-from orchestrator.container.model import ComposeService, Mount, RunPlan, Secret, Wiring
-from orchestrator.container.wiring import docker_args
+from orchestrator.facts.model import ComposeService
+from orchestrator.plan.containers import Mount, RunPlan, Secret, Wiring
+from orchestrator.plan.wiring import docker_args
 from orchestrator.urls import redact, redact_all
 
 COMPOSE_NETWORK = "orchestrator-proxy"  # the fragment's key for the proxy's network

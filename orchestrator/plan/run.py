@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import shlex
 
-from orchestrator.container.model import (
+from orchestrator.errors import BadInput
+from orchestrator.facts.model import RunFacts
+from orchestrator.plan.containers import (
     Mount,
-    RunFacts,
     RunOptions,
     RunPlan,
     SecretCopy,
     Wiring,
 )
-from orchestrator.container.wiring import docker_args, plan_wiring
-from orchestrator.errors import BadInput
 from orchestrator.plan.model import Decision
+from orchestrator.plan.wiring import docker_args, plan_wiring
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.urls import redact
 

@@ -1,4 +1,5 @@
-"""Facts about this machine that planning needs, gathered in one place before planning."""
+"""Facts about this machine that planning needs, gathered in one place before planning,
+and the inputs from its environment that must be there before anything starts."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator import paths
+from orchestrator.errors import BadInput
+from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.paths import HOST_CA_BUNDLE
-from orchestrator.plan.facts import BuilderFacts, HostFacts, ProxyFacts
 
 if TYPE_CHECKING:
     from orchestrator.dockerfile import ParsedDockerfile
+    from orchestrator.profiles import ResolvedProfile
 
 CONTEXT_FILE_LIMIT = 8 * 1024 * 1024  # bytes of one context file read for planning
 
@@ -48,6 +52,22 @@ def gather_facts(
         fresh_token=secrets.token_hex(8),
         context_files=files,
     )
+
+
+def check_inputs(resolved: ResolvedProfile) -> None:
+    """What the user must fix, found before anything is created on their behalf."""
+    profile = resolved.profile
+    where = paths.shown(resolved.sources[0])
+    for key, secret in profile.secrets.items():
+        if secret.env is not None and secret.env not in os.environ:
+            raise BadInput(
+                f"{where}: field 'secrets.{key}.env': environment variable {secret.env} is not set"
+            )
+    if profile.ssh and not os.environ.get("SSH_AUTH_SOCK"):
+        raise BadInput(
+            f"{where}: field 'ssh' is true but no ssh-agent socket was found: start one "
+            "(eval $(ssh-agent); ssh-add) so SSH_AUTH_SOCK is set"
+        )
 
 
 def host_ca_bundle() -> Path | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__, paths
-from orchestrator.plan.facts import HostFacts
+from orchestrator.facts.model import HostFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan, Decision
 
 FORMAT = 1

@@ -60,3 +60,43 @@ class HostFacts:
     fresh_token: str = "0"
     # Files of the build context that wiring reads (uv.lock...), by path relative to it.
     context_files: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TerminalFacts:
+    """What orchestrate's own standard streams are, which decides ``-i`` and ``-t``."""
+
+    stdin_tty: bool = False
+    stdout_tty: bool = False
+    stdin_readable: bool = False  # a pipe or a file: something for the container to read
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the engine says about the run's image (asked only when the fallback may need it)."""
+
+    present: bool
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything planning a run or an env needs, gathered before planning."""
+
+    host: HostFacts
+    terminal: TerminalFacts = field(default_factory=TerminalFacts)
+    image: ImageFacts | None = None  # None: not asked (the proxy serves)
+    network_exists: bool | None = None  # the proxy's network; None: not asked
+    secret_dir: Path = Path("/nonexistent")
+    token: str = "0"  # makes the container's name unique
+    pip_lock_dir: Path = Path("/nonexistent")  # host directory of the pip-lock sitecustomize
+
+
+@dataclass(frozen=True)
+class ComposeService:
+    """One service an override fragment is for, and what it already says about networks."""
+
+    name: str
+    networks: bool = False  # it lists networks of its own (so it is not on default alone)
+    network_mode: str | None = None

@@ -13,11 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import builder, paths
+from orchestrator import paths
+from orchestrator.facts import builder
 from orchestrator.errors import ProxyUnavailable
-from orchestrator.host import gather_facts
+from orchestrator.facts.host import gather_facts
 from orchestrator.log import get_logger
-from orchestrator.plan.cache import (
+from orchestrator.build.store import (
     Entry,
     ProxyKey,
     differences,
@@ -26,12 +27,12 @@ from orchestrator.plan.cache import (
     load,
     save,
 )
-from orchestrator.plan.facts import ProxyFacts
+from orchestrator.facts.model import ProxyFacts
 from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
 from orchestrator.proxy import probe
 
 if TYPE_CHECKING:
-    from orchestrator.build import Planned
+    from orchestrator.build.gather import Planned
 
 log = get_logger(__name__)
 
@@ -46,7 +47,7 @@ def plan(profiles_dir: Path, name: str, options: BuildOptions) -> BuildPlan:
         if found is not None:
             log.debug("plan remembered", entry=str(path))
             return found
-    from orchestrator.build import planned  # noqa: PLC0415 - pydantic and more: slow path only
+    from orchestrator.build.gather import planned  # noqa: PLC0415 - pydantic and more: slow path only
     from orchestrator.profiles import ProfileStore  # noqa: PLC0415
 
     made = planned(ProfileStore(profiles_dir), name, options, dry_run=False, decided=decided)

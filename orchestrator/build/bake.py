@@ -21,18 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import build as builds
-from orchestrator import builder, dockerfile, execution, paths
+from orchestrator import dockerfile, paths
+from orchestrator.build import execute as execution
+from orchestrator.facts import builder
+from orchestrator.facts.host import check_inputs
 from orchestrator.engine import client as engine
 from orchestrator.engine import process
 from orchestrator.errors import BadInput, BuildFailed, HandledError
-from orchestrator.host import gather_facts
+from orchestrator.facts.host import gather_facts
 from orchestrator.log import get_logger
 from orchestrator.plan.build import plan_build
-from orchestrator.plan.facts import HostFacts
+from orchestrator.facts.model import HostFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.proxy import state
+from orchestrator.proxy.gather import proxy_facts
 from orchestrator.report import CacheReport
 
 log = get_logger(__name__)
@@ -213,7 +216,7 @@ def _with_context_files(
 ) -> HostFacts:
     from dataclasses import replace  # noqa: PLC0415
 
-    from orchestrator.host import read_context_files  # noqa: PLC0415
+    from orchestrator.facts.host import read_context_files  # noqa: PLC0415
 
     return replace(facts, context_files=read_context_files(parsed, context))
 
@@ -226,11 +229,11 @@ def prepare(
     *,
     dry_run: bool,
 ) -> BakePlan:
-    builds.check_inputs(resolved)
+    check_inputs(resolved)
     definition = read_definition(files, targets)
     facts = gather_facts(
         builder=builder.detect(resolved.profile.builder),
-        proxy=builds.proxy_facts(resolved, options, dry_run=dry_run),
+        proxy=proxy_facts(resolved, no_proxy=options.no_proxy, dry_run=dry_run),
         render_dir=paths.rendered_dir(),
         bridge_gateway=_bridge_gateway(resolved),
     )

@@ -25,8 +25,8 @@ from pathlib import Path
 from orchestrator import paths
 from orchestrator.engine import client as engine
 from orchestrator.errors import BadInput, EngineUnavailable, HandledError
+from orchestrator.facts.model import BuilderFacts
 from orchestrator.log import get_logger
-from orchestrator.plan.facts import BuilderFacts
 
 log = get_logger(__name__)
 FORMAT = 1  # bump when BuilderFacts changes shape

@@ -1,1 +1,0 @@
-"""Containers wired as builds are: `orchestrate run` and `orchestrate env`."""
