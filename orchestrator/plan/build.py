@@ -11,9 +11,15 @@ import hashlib
 import shlex
 
 from orchestrator.dockerfile import ParsedDockerfile
-from orchestrator.errors import ProxyUnavailable
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
-from orchestrator.plan import handover, modes
+from orchestrator.plan import handover
+from orchestrator.plan.decisions import (
+    builder_proxy_url,
+    choose_index,
+    choose_mode,
+    steps_network,
+    steps_proxy_url,
+)
 from orchestrator.plan.draft import Draft
 from orchestrator.plan.model import (
     ENV_SECRET,
@@ -25,12 +31,10 @@ from orchestrator.plan.model import (
     BuildOptions,
     BuildPlan,
 )
-from orchestrator.plan.settings import cache_settings, installer_settings
+from orchestrator.plan.settings import cache_settings
 from orchestrator.plan.steps import plan_rendering
 from orchestrator.profiles import ResolvedProfile
-from orchestrator.urls import is_loopback, offline_url, redact
-
-PROXY_CONTAINER_PORT = 5000
+from orchestrator.urls import is_loopback
 
 
 def plan_build(
@@ -158,43 +162,15 @@ def _capabilities(builder: BuilderFacts) -> str:
 
 
 def _plan_mode(draft: Draft) -> None:
-    settled = modes.preset(draft.resolved, no_proxy=draft.options.no_proxy)
-    if settled is None:
-        _choose_proxy_or_fallback(draft, draft.facts.proxy)
-        return
-    draft.mode = "off" if settled.off else "cache-mount"
-    draft.decide("mode", draft.mode, settled.reason)
-
-
-def _choose_proxy_or_fallback(draft: Draft, proxy: ProxyFacts | None) -> None:
-    """The proxy if it serves and RUN steps can reach it; else say why and fall back."""
-    if proxy is None:
-        why: str | None = "the proxy was not checked"
-    elif not proxy.healthy:
-        why = proxy.reason
-    else:
-        why = _unreachable_reason(draft, proxy)
-        if why is None and proxy.offline and not draft.profile.proxy.url:
-            draft.mode = "offline"
-            draft.decide(
-                "mode",
-                "offline",
-                f"the upstream is down ({proxy.offline}): the proxy serves only what it "
-                "has cached, and asks the upstream nothing",
-            )
-            return
-        if why is None:
-            draft.mode = "proxy"
-            draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
-            return
-    if draft.profile.proxy.mode == "require":
-        raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
-    draft.mode = "cache-mount"
-    draft.decide(
-        "mode",
-        "cache-mount",
-        f"the proxy cannot serve ({why}); "
-        "locked BuildKit cache mounts keep packages from being downloaded twice",
+    proxy = draft.facts.proxy
+    draft.mode = choose_mode(
+        draft,
+        draft.resolved,
+        proxy,
+        no_proxy=draft.options.no_proxy,
+        fallback="cache-mount",
+        keeps="locked BuildKit cache mounts keep packages from being downloaded twice",
+        unreachable=_unreachable_reason(draft, proxy) if proxy and proxy.healthy else None,
     )
 
 
@@ -225,32 +201,12 @@ def _bake_host_network(draft: Draft) -> bool:
 def _proxy_url(draft: Draft) -> str:
     """The proxy's index URL as a RUN step sees it, which depends on the builder."""
     settings = draft.profile.proxy
-    if settings.url:
-        draft.decide("proxy address", redact(settings.url), "an external proxy, used as given")
-        return settings.url
-    if draft.facts.builder.driver == "docker":
-        if draft.network == "host":
-            draft.decide(
-                "proxy address",
-                settings.host_url,
-                "the docker driver cannot join a custom network (moby/buildkit#978); "
-                "with host networking the loopback-published port is reachable",
-            )
-            return settings.host_url
-        url = f"http://{draft.facts.bridge_gateway}:{settings.port}/index/"
-        draft.decide(
-            "proxy address", url, "the proxy is also published on the default bridge's gateway"
-        )
-        return url
+    if settings.url or draft.facts.builder.driver == "docker":
+        host_network = draft.network == "host"
+        return steps_proxy_url(draft, settings, draft.facts, host_network=host_network)
     address = draft.facts.proxy.address if draft.facts.proxy else None
     assert address is not None, "_unreachable_reason sends an address-less proxy to the fallback"
-    url = f"http://{address}:{PROXY_CONTAINER_PORT}/index/"
-    draft.decide(
-        "proxy address",
-        url,
-        "container names do not resolve inside RUN steps of a "
-        "container builder (docker/buildx#2306); its IP on the shared network does",
-    )
+    url = builder_proxy_url(draft, address)
     _plan_container_builder(draft)
     return url
 
@@ -272,61 +228,19 @@ def _plan_container_builder(draft: Draft) -> None:
 def _plan_index(draft: Draft) -> None:
     if draft.mode == "off":
         return
-    settings = draft.profile.proxy
-    if draft.mode in ("proxy", "offline"):
-        url = _proxy_url(draft)
-        if draft.mode == "offline":
-            url = offline_url(url)
-        draft.index_url = url
-        draft.env.update(installer_settings(url, proxy=True))
-        draft.decide(
-            "package index",
-            redact(url),
-            "pip and uv use only the proxy: pip's config files are ignored so no "
-            "extra-index-url can bypass it (pip gives indexes no priority)",
-        )
-        return
-    draft.index_url = settings.index
-    if settings.index_is_pypi:
-        draft.env.update(cache_settings())
-        draft.decide(
-            "package index", "installers' own", "the upstream is PyPI, the installers' default"
-        )
-        return
-    draft.env.update(installer_settings(settings.index, proxy=False))
-    draft.decide("package index", redact(settings.index), "the proxy's upstream, reached directly")
+    url = _proxy_url(draft) if draft.mode in ("proxy", "offline") else None
+    draft.index_url, env = choose_index(draft, draft.profile.proxy, draft.mode, url)
+    draft.env.update({**cache_settings(), **env})
 
 
 def _plan_network(draft: Draft) -> None:
-    """One network in every mode: the network is part of every RUN step's cache key, so
-    switching between the proxy and the fallback must not change it."""
-    choice: str = draft.profile.network
+    """One network in every mode (``steps_network``); a container builder's is its own."""
     if draft.facts.builder.driver != "docker" and not draft.options.bake:
         draft.decide(
             "network", "builder's", "a container builder's network is set when it is created"
         )
         return
-    if choice == "auto":
-        choice, reason = _auto_network(draft)
-    else:
-        reason = "set by the profile"
-    if choice == "host":
+    if steps_network(draft, draft.profile, draft.mode) == "host":
         draft.network = "host"
         if not draft.options.bake:
             draft.args += ["--network", "host"]
-    draft.decide("network", choice, reason)
-
-
-def _auto_network(draft: Draft) -> tuple[str, str]:
-    settings = draft.profile.proxy
-    if draft.mode == "off":
-        return "default", "the proxy is off"
-    url = settings.url or settings.host_url
-    if is_loopback(url):
-        return "host", (
-            f"the proxy ({redact(url)}) is on this machine's loopback; host networking in "
-            "every mode, so a switch to the fallback and back keeps the layer cache"
-        )
-    if is_loopback(settings.index):
-        return "host", f"the upstream index ({redact(settings.index)}) is on loopback"
-    return "default", "the proxy and the index are reached by address, not loopback"

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.plan.model import Decision
+from orchestrator.plan.model import CACHE_ROOT, Decision
 
 RunMode = Literal["proxy", "offline", "cache-volume", "off"]
 
-CACHE_TARGET = "/var/cache/orchestrator"  # where the fallback's cache volume is mounted
-CA_TARGET = "/etc/orchestrator/ca-bundle.crt"
+CACHE_TARGET = CACHE_ROOT  # where the fallback's cache volume is mounted, as builds' mounts
 SSH_TARGET = "/run/orchestrator/ssh-agent.sock"
 SECRETS_DIR = "/run/secrets"
 PIP_LOCK_TARGET = "/opt/orchestrator/python"  # holds the sitecustomize that locks old pips

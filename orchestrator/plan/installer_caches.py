@@ -10,8 +10,6 @@ from orchestrator.dockerfile import RunStep
 from orchestrator.dockerfile.parse import mount_options
 from orchestrator.plan.draft import Draft
 
-CACHE_ROOT = "/var/cache/orchestrator"
-
 
 @dataclass(frozen=True)
 class Cache:

@@ -23,6 +23,7 @@ ENV_VARIABLE = "ORCHESTRATE_BUILD_ENV"
 PIP_CONF_VARIABLE = "ORCHESTRATE_PIP_CONF"
 UV_TOML_VARIABLE = "ORCHESTRATE_UV_TOML"
 FRESH_ARG = "ORCHESTRATE_FRESH"
+CACHE_ROOT = "/var/cache/orchestrator"  # where orchestrator mounts installers' caches
 
 
 @dataclass(frozen=True)

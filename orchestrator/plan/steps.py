@@ -20,7 +20,6 @@ from orchestrator.dockerfile.requirements import index_lines, requirement_uses
 from orchestrator.plan import uvlock
 from orchestrator.plan.draft import Draft
 from orchestrator.plan.installer_caches import (
-    CACHE_ROOT,
     CACHES,
     CACHES_OF,
     Cache,
@@ -29,6 +28,7 @@ from orchestrator.plan.installer_caches import (
 )
 from orchestrator.plan.model import (
     CA_SECRET,
+    CACHE_ROOT,
     ENV_SECRET,
     FRESH_ARG,
     PIP_CONF_SECRET,

@@ -3,21 +3,18 @@
 Pure, like build planning: nothing here reads a file, calls a process or asks the engine,
 so every decision is unit-tested and shown by ``--dry-run`` and `orchestrate env` exactly
 as it will be done.
-The rules are the builds' where a container allows the same thing (one index and nothing
-else, the CA bundle, the build user, the ssh-agent, secrets as files), and differ where a
-container can do better than a RUN step: it joins the proxy's network and reaches the
-proxy by its container name (RUN steps cannot, moby/buildkit#978).
+The decisions are the builds' (``decisions``: the mode, one index and nothing else, the CA
+bundle, the user, the ssh-agent, the secrets); what is a container's own is how it gets
+them: mounts instead of BuildKit secrets, the proxy's network joined and the proxy reached
+by its container name (RUN steps cannot, moby/buildkit#978), a cache volume in the fallback.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.facts.model import RunFacts
-from orchestrator.plan import modes
 from orchestrator.plan.containers import (
-    CA_TARGET,
     CACHE_TARGET,
     PIP_LOCK_TARGET,
     PIP_LOCK_VARIABLE,
@@ -31,14 +28,23 @@ from orchestrator.plan.containers import (
     Secret,
     Wiring,
 )
-from orchestrator.plan.handover import FALLBACK_UID
+from orchestrator.plan.decisions import (
+    CA_VARIABLES,
+    ca_bundle,
+    ca_variables,
+    check_secrets,
+    choose_index,
+    choose_mode,
+    choose_user,
+    container_fallback_network,
+    container_proxy,
+    ssh_socket,
+)
 from orchestrator.plan.model import PROFILE_LABEL, Decision
-from orchestrator.plan.settings import installer_settings
-from orchestrator.profiles import BuildUser, ResolvedProfile
-from orchestrator.proxy.spec import CONTAINER_PORT, OWNER, OWNER_LABEL
-from orchestrator.urls import is_loopback, offline_url, redact
+from orchestrator.profiles import ResolvedProfile
+from orchestrator.proxy.spec import CA_TARGET, OWNER, OWNER_LABEL
+from orchestrator.urls import redact
 
-CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # Before 25.3, pip moves a wheel it built into its cache with a copy when the temporary
 # directory is on another file system (pypa/pip#13540), as a volume always is; 23.3 also
 # split cache entries non-atomically (pypa/pip#12361). Such pips take the cache's lock.
@@ -111,34 +117,13 @@ def docker_args(wiring: Wiring, *, by_name: frozenset[str] = frozenset()) -> lis
 
 
 def _mode(draft: _Draft) -> None:
-    settings = draft.resolved.profile.proxy
-    proxy = draft.facts.host.proxy
-    settled = modes.preset(draft.resolved, no_proxy=draft.options.no_proxy)
-    if settled is not None:
-        draft.mode = "off" if settled.off else "cache-volume"
-        draft.decide("mode", draft.mode, settled.reason)
-        return
-    if proxy is not None and proxy.healthy:
-        if proxy.offline and not settings.url:
-            draft.mode = "offline"
-            draft.decide(
-                "mode",
-                "offline",
-                f"the upstream does not answer ({proxy.offline}); the proxy serves what it "
-                "has cached and asks the upstream nothing",
-            )
-        else:
-            draft.mode = "proxy"
-            draft.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
-        return
-    why = proxy.reason if proxy is not None else "the proxy was not checked"
-    if settings.mode == "require":
-        raise ProxyUnavailable(f"profile '{draft.resolved.name}' requires the proxy: {why}")
-    draft.mode = "cache-volume"
-    draft.decide(
-        "mode",
-        "cache-volume",
-        f"the proxy cannot serve ({why}); a named volume keeps pip's and uv's caches between runs",
+    draft.mode = choose_mode(
+        draft,
+        draft.resolved,
+        draft.facts.host.proxy,
+        no_proxy=draft.options.no_proxy,
+        fallback="cache-volume",
+        keeps="a named volume keeps pip's and uv's caches between runs",
     )
 
 
@@ -147,125 +132,42 @@ def _index(draft: _Draft) -> None:
     if draft.mode == "off":
         draft.decide("network", "engine default", "the proxy is off")
         return
+    url = None
     if draft.mode in ("proxy", "offline"):
-        url = _proxy_url(draft)
-        if draft.mode == "offline":
-            url = offline_url(url)
-        draft.index_url = url
-        draft.env.update(installer_settings(url, proxy=True))
-        draft.decide(
-            "package index",
-            url,
-            "pip and uv use only the proxy: pip's config files are ignored so no "
-            "extra-index-url can bypass it (pip gives indexes no priority)",
-        )
-        return
-    _fallback_network(draft)
-    draft.index_url = settings.index
-    if settings.index_is_pypi:
-        draft.decide(
-            "package index", "installers' own", "the upstream is PyPI, the installers' default"
-        )
-        return
-    draft.env.update(installer_settings(settings.index, proxy=False))
-    draft.decide("package index", settings.index, "the proxy's upstream, reached directly")
-
-
-def _proxy_url(draft: _Draft) -> str:
-    """The proxy as a container reaches it: by name on its network, unlike a RUN step."""
-    settings = draft.resolved.profile.proxy
-    if settings.url:
-        if is_loopback(settings.url):
-            draft.network = "host"
-            draft.decide(
-                "network",
-                "host",
-                "the external proxy is on this machine's loopback, which "
-                "only host networking reaches",
-            )
-        else:
-            draft.decide("network", "engine default", "the external proxy is reached by address")
-        return settings.url
-    draft.network = settings.network
-    draft.decide(
-        "network",
-        settings.network,
-        f"the proxy's network, where its container name '{settings.name}' resolves "
-        "(containers, unlike RUN steps, can join it)",
-    )
-    return f"http://{settings.name}:{CONTAINER_PORT}/index/"
-
-
-def _fallback_network(draft: _Draft) -> None:
-    settings = draft.resolved.profile.proxy
-    if is_loopback(settings.index):
-        draft.network = "host"
-        draft.decide("network", "host", "the upstream index is on this machine's loopback")
-    elif not settings.url and draft.facts.network_exists:
-        draft.network = settings.network
-        draft.decide(
-            "network",
-            settings.network,
-            "the proxy's network, as in proxy mode, so the container reaches the same "
-            "services whichever mode it runs in",
-        )
+        draft.network, url = container_proxy(draft, settings)
     else:
-        draft.decide("network", "engine default", "no proxy network to join")
+        draft.network = container_fallback_network(draft, settings, draft.facts.network_exists)
+    draft.index_url, env = choose_index(draft, settings, draft.mode, url)
+    draft.env.update(env)
 
 
 # --- what the container gets ---------------------------------------------------------------
 
 
 def _ca(draft: _Draft) -> None:
-    path = draft.resolved.profile.ca_bundle_path(draft.facts.host.host_ca_bundle)
+    how = f"mounted read-only at {CA_TARGET}, named by {', '.join(CA_VARIABLES)}"
+    path = ca_bundle(draft, draft.resolved.profile, draft.facts.host, how)
     if path is None:
-        draft.decide("CA bundle", "none", "off, or no host bundle found")
         return
     draft.mounts.append(Mount("bind", str(path), CA_TARGET))
-    for name in CA_VARIABLES:
-        draft.env[name] = CA_TARGET
-    draft.decide(
-        "CA bundle",
-        str(path),
-        f"mounted read-only at {CA_TARGET}, named by {', '.join(CA_VARIABLES)}",
-    )
+    draft.env.update(ca_variables(CA_TARGET))
 
 
 def _user(draft: _Draft) -> None:
-    """The build's rule: the host user, 1000:1000 for root, or the profile's user."""
-    profile = draft.resolved.profile
-    host = draft.facts.host
-    if profile.user == "off":
+    """The builds' rule (``choose_user``), as the container's uid:gid."""
+    chosen = choose_user(draft.resolved.profile, draft.facts.host)
+    if chosen is None:
         draft.decide("user", "the image's", "the profile sets user: off")
         return
-    if profile.user == "host":
-        if host.uid == 0:
-            user = BuildUser(name="builder", uid=FALLBACK_UID, gid=FALLBACK_UID)
-            reason = (
-                "the host user is root; as for builds, a root user would defeat a non-root image"
-            )
-        else:
-            user = BuildUser(name=host.user_name, uid=host.uid, gid=host.gid)
-            reason = "the invoking user, so files in mounted directories keep their owner"
-    else:
-        user, reason = profile.user, "given by the profile"
-    uid, gid = profile.build_args.get("USER_ID", ""), profile.build_args.get("GROUP_ID", "")
-    if uid.isdigit() or gid.isdigit():
-        reason += "; the profile's USER_ID/GROUP_ID build args win, as in its builds"
-    draft.user = (int(uid) if uid.isdigit() else user.uid, int(gid) if gid.isdigit() else user.gid)
-    draft.decide("user", f"{draft.user[0]}:{draft.user[1]}", reason)
+    user, reason = chosen
+    draft.user = (user.uid, user.gid)
+    draft.decide("user", f"{user.uid}:{user.gid}", reason)
 
 
 def _ssh(draft: _Draft) -> None:
-    if not draft.resolved.profile.ssh:
+    sock = ssh_socket(draft.resolved, draft.facts.host)
+    if sock is None:
         return
-    sock = draft.facts.host.ssh_auth_sock
-    if not sock:
-        raise BadInput(
-            f"{draft.resolved.sources[0]}: field 'ssh' is true but no ssh-agent "
-            "socket was found: start one (eval $(ssh-agent); ssh-add) so "
-            "SSH_AUTH_SOCK is set"
-        )
     draft.mounts.append(Mount("bind", sock, SSH_TARGET, read_only=False))
     draft.env["SSH_AUTH_SOCK"] = SSH_TARGET
     reason = "the profile forwards the ssh-agent; keys stay on the host"
@@ -341,14 +243,11 @@ def _image_owner(draft: _Draft) -> tuple[int, int] | None:
 
 
 def _secrets(draft: _Draft) -> tuple[Secret, ...]:
-    found = []
-    for key, secret in draft.resolved.profile.secrets.items():
-        if secret.env is not None and secret.env not in draft.facts.host.env_names:
-            raise BadInput(
-                f"{draft.resolved.sources[0]}: field 'secrets.{key}.env': "
-                f"environment variable {secret.env} is not set"
-            )
-        found.append(Secret(key, f"{SECRETS_DIR}/{key}", file=secret.file, variable=secret.env))
+    check_secrets(draft.resolved, draft.facts.host)
+    found = [
+        Secret(key, f"{SECRETS_DIR}/{key}", file=secret.file, variable=secret.env)
+        for key, secret in draft.resolved.profile.secrets.items()
+    ]
     if found:
         draft.decide(
             "secrets",

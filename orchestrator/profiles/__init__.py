@@ -1,5 +1,6 @@
 """Build profiles: what a profile may say (``model``) and how files become one (``store``)."""
 
+from orchestrator.paths import PROFILES_DIR_ENV
 from orchestrator.profiles.model import (
     DEFAULT_CA_BUNDLE,
     PROFILE_NAME,
@@ -9,7 +10,6 @@ from orchestrator.profiles.model import (
     Secret,
 )
 from orchestrator.profiles.store import (
-    PROFILES_DIR_ENV,
     ProfileStore,
     ResolvedProfile,
     json_schema,

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from orchestrator import paths
 from orchestrator.errors import BadInput
 from orchestrator.inputs import read_text
+from orchestrator.paths import PROFILES_DIR_ENV
 from orchestrator.profiles.model import (
     PROFILE_NAME,
     Profile,
@@ -31,7 +32,6 @@ from orchestrator.profiles.model import (
 from orchestrator.urls import redact, redact_all
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
-PROFILES_DIR_ENV = "ORCHESTRATE_PROFILES_DIR"
 SHOWN_CHARS = 60  # of an offending value in a message
 
 
