@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from orchestrator import paths
 from orchestrator.facts import builder
 from orchestrator.errors import ProxyUnavailable
-from orchestrator.facts.host import gather_facts
+from orchestrator.facts.host import engine_endpoint, gather_facts
 from orchestrator.log import get_logger
 from orchestrator.build.store import (
     Entry,
@@ -39,7 +39,7 @@ log = get_logger(__name__)
 
 def plan(profiles_dir: Path, name: str, options: BuildOptions) -> BuildPlan:
     """The plan of a real build: remembered if it still holds, else made and remembered."""
-    path = entry_path(profiles_dir, name, options)
+    path = entry_path(profiles_dir, name, options, engine_endpoint())
     entry = load(path)
     decided = None
     if entry is not None:
@@ -94,7 +94,7 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
         checked = probe.answers(
             key.host_url, key.health_project, key.digest, name=key.name, deadline=deadline
         )
-        found = ProxyFacts(healthy=True, reason=checked.reason) if checked else None
+        found = ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None
     except ProxyUnavailable as exc:
         found = ProxyFacts(healthy=False, reason=exc.message)
     if found is None:
@@ -112,13 +112,12 @@ def _with_fresh_token(plan: BuildPlan, token: str) -> BuildPlan:
 def _keep(path: Path, made: Planned, options: BuildOptions) -> None:
     settings = made.resolved.profile.proxy
     asked = settings.mode != "off" and not options.no_proxy
-    if asked and (settings.url or made.facts.proxy is None or not made.facts.proxy.healthy):
+    proxy = made.facts.proxy
+    digest = proxy.digest if proxy is not None and proxy.healthy else None
+    if asked and (settings.url or digest is None):
         return  # an external proxy, or one that did not serve: nothing to check it by
     key = None
-    if asked:
-        from orchestrator.proxy.state import wanted_spec  # noqa: PLC0415
-
-        digest = wanted_spec(settings).digest
+    if asked and digest is not None:
         key = ProxyKey(
             settings.host_url,
             settings.health_project,

@@ -81,8 +81,10 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
-def entry_path(profiles_dir: Path, name: str, options: BuildOptions) -> Path:
-    key = json.dumps([str(profiles_dir.resolve()), name, asdict(options)])
+def entry_path(profiles_dir: Path, name: str, options: BuildOptions, engine: str) -> Path:
+    """One entry per profile, options and engine endpoint: a plan made for one engine
+    (its builder, its proxy) is never used for another."""
+    key = json.dumps([str(profiles_dir.resolve()), name, asdict(options), engine])
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return paths.cache_dir() / "plans" / f"{digest}.json"
 

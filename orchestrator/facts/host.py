@@ -3,6 +3,7 @@ and the inputs from its environment that must be there before anything starts.""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import secrets
@@ -68,6 +69,27 @@ def check_inputs(resolved: ResolvedProfile) -> None:
             f"{where}: field 'ssh' is true but no ssh-agent socket was found: start one "
             "(eval $(ssh-agent); ssh-add) so SSH_AUTH_SOCK is set"
         )
+
+
+def engine_endpoint(environ: Mapping[str, str] | None = None) -> str:
+    """Which engine this process's docker commands reach, as the docker CLI chooses it:
+    DOCKER_HOST, else DOCKER_CONTEXT, else the configuration's current context, and with
+    which client configuration (DOCKER_CONFIG: its buildx and plugins). Read from the
+    environment and one small file, without asking the engine, so that a remembered
+    plan is looked up per engine at no cost."""
+    env = os.environ if environ is None else environ
+    config = env.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    where = env.get("DOCKER_HOST") or env.get("DOCKER_CONTEXT") or _current_context(config)
+    return f"{where or 'default'} (config {config})"
+
+
+def _current_context(config: str) -> str | None:
+    try:
+        data = json.loads((Path(config) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = data.get("currentContext") if isinstance(data, dict) else None
+    return f"context {found}" if isinstance(found, str) and found else None
 
 
 def host_ca_bundle() -> Path | None:

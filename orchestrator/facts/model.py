@@ -20,6 +20,7 @@ class ProxyFacts:
     reason: str
     address: str | None = None  # the container's IP on its network, for container builders
     offline: str | None = None  # why the upstream is taken to be down, when it is
+    digest: str | None = None  # the settings a managed proxy runs with (its identity)
 
 
 @dataclass(frozen=True)

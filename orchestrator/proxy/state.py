@@ -16,7 +16,14 @@ from orchestrator.facts import host
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.probe import Deadline, Probe, answers, probe, served
-from orchestrator.proxy.spec import OWNER, OWNER_LABEL, ProxySpec, backend_name, proxy_spec
+from orchestrator.proxy.spec import (
+    CONFIG_LABEL,
+    OWNER,
+    OWNER_LABEL,
+    ProxySpec,
+    backend_name,
+    proxy_spec,
+)
 from orchestrator.urls import redact_all
 
 if TYPE_CHECKING:
@@ -41,12 +48,15 @@ class ProxyStatus:
     address: str | None = None
     bake_url: str | None = None
     backend: str | None = None  # the proxpi container's state
+    digest: str | None = None  # the settings it runs with: its front's label, or its answer
 
     def as_dict(self) -> dict[str, Any]:
         return dict(redact_all(asdict(self)))
 
     def facts(self) -> ProxyFacts:
-        return ProxyFacts(healthy=self.healthy, reason=self.reason, address=self.address)
+        return ProxyFacts(
+            healthy=self.healthy, reason=self.reason, address=self.address, digest=self.digest
+        )
 
 
 def find(name: str) -> Container | None:
@@ -170,6 +180,7 @@ def status_of(
         address=address_on(front, settings.network),
         bake_url=f"http://{gateway}:{settings.port}/index/" if gateway else None,
         backend=state_of(backend),
+        digest=labels_of(front).get(CONFIG_LABEL),
         **_base(settings),
     )
 
@@ -198,5 +209,6 @@ def answering(settings: ProxySettings, deadline: Deadline | None = None) -> Prox
         reason=checked.reason,
         network=settings.network,
         cache_volume=settings.cache_volume,
+        digest=digest,
         **_base(settings),
     )

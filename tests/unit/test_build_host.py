@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.build import execute as execution
+from orchestrator.build.store import entry_path
 from orchestrator.dockerfile import parse_text
 from orchestrator.errors import BadInput
 from orchestrator.facts import host
+from orchestrator.plan.model import BuildOptions
 from orchestrator.profiles import ProfileStore
 from tests.conftest import write_profile
 
@@ -88,3 +90,24 @@ def test_context_files_include_the_requirement_files_installs_name(tmp_path: Pat
         "requirements.txt",
         "constraints.txt",
     }
+
+
+def test_the_engine_endpoint_is_the_one_the_docker_cli_chooses(tmp_path: Path) -> None:
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text('{"currentContext": "ci-host"}')
+    by_host = {"DOCKER_HOST": "tcp://10.0.0.2:2375", "DOCKER_CONFIG": str(config)}
+    assert host.engine_endpoint(by_host).startswith("tcp://10.0.0.2:2375 ")
+    by_context = {"DOCKER_CONTEXT": "other", "DOCKER_CONFIG": str(config)}
+    assert host.engine_endpoint(by_context).startswith("other ")
+    assert host.engine_endpoint({"DOCKER_CONFIG": str(config)}).startswith("context ci-host ")
+    plain = {"DOCKER_CONFIG": str(tmp_path / "none")}
+    assert host.engine_endpoint(plain) == f"default (config {tmp_path / 'none'})"
+
+
+def test_a_plan_is_remembered_per_engine(tmp_path: Path) -> None:
+    """Plans remembered for one engine are never used for another (issue 20)."""
+    one = entry_path(tmp_path, "app", BuildOptions(), "unix:///var/run/docker.sock")
+    other = entry_path(tmp_path, "app", BuildOptions(), "tcp://10.251.0.2:2375")
+    assert one != other
+    assert one == entry_path(tmp_path, "app", BuildOptions(), "unix:///var/run/docker.sock")
