@@ -26,7 +26,7 @@ from orchestrator.build import execute as execution
 from orchestrator.facts import builder
 from orchestrator.facts.host import check_inputs
 from orchestrator.engine import client as engine
-from orchestrator.engine import process
+from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BadInput, BuildFailed, HandledError
 from orchestrator.facts.host import gather_facts
 from orchestrator.log import get_logger
@@ -300,7 +300,7 @@ def execute(plan: BakePlan) -> CacheReport:
     modes = {name: target.mode for name, target in plan.plans.items()}
     log.info("bake", modes=modes)
     watcher = execution.start_watch(list(plan.plans.values()), argv)
-    code = process.stream(argv, env=plan.secret_env)
+    code = current_engine().stream(argv, env=plan.secret_env)
     if code != 0:
         raise BuildFailed(
             f"bake failed (docker exited with {code}); its output above says why",

@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from orchestrator.engine import process
+from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BuildFailed
 from orchestrator.log import get_logger
 from orchestrator.plan.model import BuildPlan
@@ -39,7 +39,7 @@ def execute(plan: BuildPlan) -> CacheReport:
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
     watcher = start_watch([plan], plan.argv)
-    code = process.stream(plan.argv, env=plan.secret_env)
+    code = current_engine().stream(plan.argv, env=plan.secret_env)
     if code != 0:
         span = watcher.span()
         missing = span.missing() if span is not None else []

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from orchestrator.engine.api import DockerEngine, Engine, using
 from orchestrator.errors import ExitCode, HandledError
 from orchestrator.log import LogFormat
 
@@ -25,11 +26,15 @@ class _Session:
 _session = _Session()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run one command, and turn its ending into an exit code."""
+def main(argv: Sequence[str] | None = None, *, engine: Engine | None = None) -> None:
+    """Entry point: run one command, and turn its ending into an exit code.
+
+    ``engine``: what every Docker call goes through (``engine.api``); the real engine
+    unless a test hands in its fake."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = _run(args)
+        with using(engine if engine is not None else DockerEngine()):
+            code = _run(args)
     except HandledError as exc:
         code = _report(exc)
     except KeyboardInterrupt:

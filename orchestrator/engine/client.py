@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from functools import cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
+from orchestrator.engine.api import current
 from orchestrator.errors import DockerRefused, EngineUnavailable, HandledError
 from orchestrator.log import get_logger
 
@@ -26,12 +26,10 @@ REASON_LIMIT = 120  # characters of Docker's reason kept in the one-line message
 SETUP_HINT = "start dockerd, or run scripts/setup"
 
 
-@cache
 def client() -> DockerClient:
-    """One client per process; python-on-whales is imported only when Docker is needed."""
-    from python_on_whales import DockerClient  # noqa: PLC0415 - 0.4 s import, see log.py
-
-    return DockerClient()
+    """The current engine's client (``api.current``): the real one, made on first use, or
+    the stand-in a test handed to the entry point."""
+    return cast("DockerClient", current().client())
 
 
 def absent_errors() -> tuple[type[Exception], ...]:
@@ -118,14 +116,12 @@ def build_cache_usage(builder: str | None = None) -> str:
     what it is. The filter is BuildKit's own (0.8 has it): on a stock engine with a used
     build cache it took the call from 0.59 s (59,745 lines) to 0.16 s (1,947 lines).
 
-    Run by ``process.capture``, not python-on-whales: it has no method for this
-    (``buildx.disk_usage`` is a stub), and the fallback's cache report runs it on every
-    build, most often one whose plan was remembered and so had not imported
+    Run by the engine's ``capture`` (``process.capture``), not python-on-whales: it has no
+    method for this (``buildx.disk_usage`` is a stub), and the fallback's cache report runs
+    it on every build, most often one whose plan was remembered and so had not imported
     python-on-whales (0.3 s): that import, on the thread that weighs beside the build,
     made the first weighing end after the build and the second wait for it (0.55-0.7 s of
     a warm fallback build on Docker 28, in the benchmark)."""
-    from orchestrator.engine import process  # noqa: PLC0415 - only the fallback
-
     argv = ["docker", "buildx", "du", "--verbose", "--filter", "type=exec.cachemount"]
     argv += ["--builder", builder] if builder else []
-    return process.capture("read the build cache's usage", argv)
+    return current().capture("read the build cache's usage", argv)

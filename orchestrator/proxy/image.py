@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestrator import paths
 from orchestrator.engine import client as engine
-from orchestrator.engine import process
+from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import HandledError, ProxyUnavailable
 from orchestrator.log import get_logger
 from orchestrator.profiles import ProxySettings
@@ -140,7 +140,7 @@ def build_image_argv(recipe: Recipe, ca_bundle: Path | None) -> tuple[str, ...]:
 def build_image(recipe: Recipe, ca_bundle: Path | None) -> None:
     log.info("building proxy image", image=recipe.local)
     argv = build_image_argv(recipe, ca_bundle)
-    if process.stream(argv) != 0:
+    if current_engine().stream(argv) != 0:
         raise ProxyUnavailable(
             f"could not build the proxy image {recipe.local}: see the build output above",
             detail=" ".join(argv),

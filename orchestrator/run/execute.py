@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from orchestrator.engine import client as engine
-from orchestrator.engine import process
+from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BadInput, Conflict, ExitCode, HandledError
 from orchestrator.log import get_logger
 from orchestrator.plan.containers import (
@@ -47,7 +47,7 @@ def run(plan: RunPlan) -> int:
     prepare(plan.wiring)
     with _sigterm_as_interrupt(), _secret_files(plan):
         try:
-            return process.stream(
+            return current_engine().stream(
                 plan.argv,
                 env=plan.process_env,
                 interactive=plan.attached,

@@ -8,7 +8,9 @@ from python_on_whales.exceptions import DockerException, NoSuchContainer
 
 from orchestrator import log
 from orchestrator.engine import client as engine
+from orchestrator.engine.api import current, using
 from orchestrator.errors import DockerRefused, EngineUnavailable, ExitCode
+from tests.support.engine import Call, FakeEngine, absent, refused
 
 PORT_TAKEN = (
     "docker: Error response from daemon: driver failed programming external connectivity "
@@ -32,9 +34,9 @@ def test_call_logs_the_action_at_debug_level() -> None:
     assert logs == [{"event": "docker", "action": "add numbers", "log_level": "debug"}]
 
 
-def test_a_refusal_is_a_refusal_in_one_short_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "reachable", lambda: True)
-    with pytest.raises(DockerRefused) as info:
+def test_a_refusal_is_a_refusal_in_one_short_line() -> None:
+    answering = FakeEngine({"version": "28.5"})  # the engine answers: it refused
+    with using(answering), pytest.raises(DockerRefused) as info:
         engine.call("start the proxy", failing)
     message = info.value.message
     assert info.value.exit_code == ExitCode.ENGINE_UNAVAILABLE
@@ -46,11 +48,31 @@ def test_a_refusal_is_a_refusal_in_one_short_line(monkeypatch: pytest.MonkeyPatc
     assert "docker run" not in message
 
 
-def test_an_unreachable_engine_is_told_apart_by_asking_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "reachable", lambda: False)
-    with pytest.raises(EngineUnavailable) as info:
+def test_an_unreachable_engine_is_told_apart_by_asking_it() -> None:
+    silent = FakeEngine({"version": refused("Cannot connect to the Docker daemon", "version")})
+    with using(silent), pytest.raises(EngineUnavailable) as info:
         engine.call("start the proxy", failing)
     assert "cannot reach the Docker engine to start the proxy" in info.value.message
+    assert silent.verbs() == ["version"]
+
+
+def test_the_engine_the_entry_point_chose_is_the_one_called() -> None:
+    """The seam: every python-on-whales call reaches the engine handed to the entry
+    point, named by noun and verb, with its arguments."""
+    fake = FakeEngine({"container.inspect": absent("container", "px")})
+    with using(fake), pytest.raises(NoSuchContainer):
+        engine.call("inspect container", engine.client().container.inspect, "px")
+    assert fake.calls == [Call("container.inspect", ("px",))]
+    assert current() is not fake  # held for the block only
+
+
+def test_engine_check_says_which_part_is_missing() -> None:
+    no_buildx = FakeEngine({"version": "28.5", "buildx.is_installed": False})
+    with using(no_buildx), pytest.raises(EngineUnavailable, match="buildx plugin is missing"):
+        engine.ensure_engine()
+    no_daemon = FakeEngine({"version": refused("no daemon", "version")})
+    with using(no_daemon), pytest.raises(EngineUnavailable, match="cannot reach the Docker"):
+        engine.ensure_engine()
 
 
 def test_absence_stays_a_python_on_whales_type() -> None:

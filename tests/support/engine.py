@@ -1,0 +1,147 @@
+"""The project's one fake engine: scripted answers, recorded calls.
+
+Handed to the entry point (``cli.main(argv, engine=fake)``) or held with
+``orchestrator.engine.api.using(fake)``, it stands where ``DockerEngine`` does, so nothing
+is patched. python-on-whales' calls are named by noun and verb (``"container.inspect"``,
+``"version"`` for the client's own method); an answer is a value, an exception (raised),
+or a function of the call's arguments. A call nobody scripted fails the test, so a test
+says exactly which Docker calls it expects.
+
+    fake = FakeEngine({"version": "28.5", "container.inspect": absent("container")})
+    with using(fake):
+        ...
+    assert fake.verbs() == ["container.inspect"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from python_on_whales.exceptions import (
+    DockerException,
+    NoSuchContainer,
+    NoSuchImage,
+    NoSuchNetwork,
+    NoSuchVolume,
+)
+
+_ABSENT: dict[str, type[DockerException]] = {
+    "container": NoSuchContainer,
+    "image": NoSuchImage,
+    "network": NoSuchNetwork,
+    "volume": NoSuchVolume,
+}
+
+
+def absent(noun: str, name: str = "x") -> DockerException:
+    """python-on-whales' own error for an object of ``noun`` that does not exist."""
+    message = f"Error: No such {noun}: {name}".encode()
+    return _ABSENT[noun](["docker", noun, "inspect", name], 1, b"", message)
+
+
+def refused(message: str, *argv: str) -> DockerException:
+    """Docker saying no (exit 125 or 1), with its words on stderr."""
+    return DockerException(["docker", *argv], 1, b"", message.encode())
+
+
+def container(
+    ident: str,
+    *,
+    name: str = "",
+    labels: Mapping[str, str] | None = None,
+    running: bool = True,
+    paused: bool = False,
+    image: str = "img",
+    networks: Mapping[str, str] | None = None,
+) -> SimpleNamespace:
+    """A container as python-on-whales' inspect gives it, with the attributes we read."""
+    endpoints = {net: SimpleNamespace(ip_address=ip) for net, ip in (networks or {}).items()}
+    status = "paused" if paused else ("running" if running else "exited")
+    return SimpleNamespace(
+        id=ident,
+        name=name,
+        config=SimpleNamespace(labels=dict(labels or {}), image=image, env=[], user=""),
+        state=SimpleNamespace(running=running, paused=paused, status=status),
+        network_settings=SimpleNamespace(networks=endpoints),
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call the code under test made."""
+
+    verb: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FakeEngine:
+    """Stands where ``DockerEngine`` does. ``answers`` by verb (see the module docstring);
+    ``exit_codes`` for ``stream`` in turn (0 when none is left); ``captured`` by the
+    command's words joined with spaces."""
+
+    answers: dict[str, Any] = field(default_factory=dict)
+    exit_codes: list[int] = field(default_factory=list)
+    captured: dict[str, str] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    streamed: list[tuple[str, ...]] = field(default_factory=list)
+
+    def client(self) -> Any:
+        return _Noun(self, "")
+
+    def stream(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        interactive: bool = False,
+        on_interrupt: Callable[[], None] | None = None,
+    ) -> int:
+        self.streamed.append(tuple(argv))
+        self.calls.append(Call("stream", tuple(argv), {"env": dict(env or {})}))
+        return self.exit_codes.pop(0) if self.exit_codes else 0
+
+    def capture(self, action: str, argv: Sequence[str]) -> str:
+        self.calls.append(Call("capture", tuple(argv)))
+        key = " ".join(argv)
+        if key not in self.captured:
+            raise AssertionError(f"unscripted command: {key}")
+        return self.captured[key]
+
+    def answer(self, verb: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        self.calls.append(Call(verb, args, dict(kwargs)))
+        if verb not in self.answers:
+            raise AssertionError(f"unscripted docker call: {verb}{args} {dict(kwargs)}")
+        found = self.answers[verb]
+        if isinstance(found, BaseException):
+            raise found
+        if callable(found):
+            return found(*args, **kwargs)
+        return found
+
+    def verbs(self) -> list[str]:
+        """The calls' names, in order: what a test usually asserts."""
+        return [call.verb for call in self.calls]
+
+    def made(self, verb: str) -> list[Call]:
+        return [call for call in self.calls if call.verb == verb]
+
+
+class _Noun:
+    """``client.container`` and the like: an attribute is a verb; calling it answers."""
+
+    def __init__(self, engine: FakeEngine, path: str) -> None:
+        self._engine = engine
+        self._path = path
+
+    def __getattr__(self, name: str) -> _Noun:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Noun(self._engine, f"{self._path}.{name}" if self._path else name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._engine.answer(self._path, args, kwargs)
