@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 
 from orchestrator.cli.common import print_json, proxy_settings
-from orchestrator.engine import client as engine
 from orchestrator.errors import ExitCode
-from orchestrator.facts.host import host_ca_bundle
 from orchestrator.proxy import image as images
 from orchestrator.proxy import lifecycle
 
@@ -22,19 +20,13 @@ def _print_status(found: lifecycle.ProxyStatus, as_json: bool) -> None:
 
 def up(options: argparse.Namespace) -> None:
     """Find, start or create the proxy and wait until it serves."""
-    settings = proxy_settings(options)
-    engine.ensure_engine()
-    requester = lifecycle.Requester(profile=options.profile or "", replace=True)
-    found = lifecycle.ensure(settings, requester=requester, patient=True)
+    found = lifecycle.up(proxy_settings(options), options.profile or "")
     _print_status(found, options.json)
 
 
 def status(options: argparse.Namespace) -> int:
     """Report the proxy's state and whether it serves; exit 5 when it does not."""
-    settings = proxy_settings(options)
-    if not settings.url:
-        engine.ensure_engine()
-    found = lifecycle.status(settings)
+    found = lifecycle.report(proxy_settings(options))
     _print_status(found, options.json)
     return 0 if found.healthy else int(ExitCode.PROXY_UNAVAILABLE)
 
@@ -42,25 +34,18 @@ def status(options: argparse.Namespace) -> int:
 def down(options: argparse.Namespace) -> None:
     """Stop and remove the proxy container (the cache volume stays unless --purge)."""
     settings = proxy_settings(options)
-    engine.ensure_engine()
     for line in lifecycle.down(settings, purge=options.purge) or ["nothing to remove"]:
         print(line)
 
 
 def logs(options: argparse.Namespace) -> None:
     """Print the proxy container's logs."""
-    settings = proxy_settings(options)
-    engine.ensure_engine()
-    print(lifecycle.logs(settings, tail=options.tail), end="")
+    print(lifecycle.logs(proxy_settings(options), tail=options.tail), end="")
 
 
 def image(options: argparse.Namespace) -> None:
     """Make the proxy image available: present, pulled, or built locally."""
-    settings = proxy_settings(options)
-    engine.ensure_engine()
-    if options.base_image:
-        settings = settings.model_copy(update={"base_image": options.base_image})
-    for name in images.ensure_images(settings, ca_bundle=settings.ca_bundle_path(host_ca_bundle())):
+    for name in images.provide(proxy_settings(options), options.base_image):
         print(name)
 
 
@@ -68,10 +53,7 @@ def stats(options: argparse.Namespace) -> None:
     """The cache as a whole: size on disk, files, hits and misses, largest projects."""
     from orchestrator.proxy import stats as cache_stats  # noqa: PLC0415
 
-    settings = proxy_settings(options)
-    cache_stats.managed(settings)
-    engine.ensure_engine()
-    found = cache_stats.gather(settings)
+    found = cache_stats.gather(proxy_settings(options))
     print_json(found) if options.json else print(cache_stats.text(found))
 
 
@@ -86,6 +68,5 @@ def prune(options: argparse.Namespace) -> None:
     older = None if options.older_than is None else parse_duration(options.older_than)
     size = None if options.max_size is None else parse_size(options.max_size)
     settings = proxy_settings(options)
-    engine.ensure_engine()
     done = pruning.prune(settings, older_than=older, max_size=size, dry_run=options.dry_run)
     print_json(done.as_dict()) if options.json else print(done.line())

@@ -62,6 +62,17 @@ def recipes(settings: ProxySettings) -> tuple[Recipe, Recipe]:
     )
 
 
+def provide(settings: ProxySettings, base_image: str | None = None) -> tuple[str, ...]:
+    """`proxy image`: the proxy's images made available (present, pulled or built, with
+    the host's CA bundle when the settings use one), built on ``base_image`` if given."""
+    from orchestrator.facts.host import host_ca_bundle  # noqa: PLC0415
+
+    engine.ensure_engine()
+    if base_image:
+        settings = settings.model_copy(update={"base_image": base_image})
+    return tuple(ensure_images(settings, ca_bundle=settings.ca_bundle_path(host_ca_bundle())))
+
+
 def ensure_images(
     settings: ProxySettings,
     *,

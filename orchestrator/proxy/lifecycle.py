@@ -58,7 +58,18 @@ from orchestrator.urls import redact
 if TYPE_CHECKING:
     from python_on_whales import Container
 
-__all__ = ["Clock", "ProxyStatus", "Requester", "down", "ensure", "logs", "predict", "status"]
+__all__ = [
+    "Clock",
+    "ProxyStatus",
+    "Requester",
+    "down",
+    "ensure",
+    "logs",
+    "predict",
+    "report",
+    "status",
+    "up",
+]
 
 log = get_logger(__name__)
 STARTED_PATIENCE = 0.7  # seconds a proxy this run started (not created) gets
@@ -333,10 +344,26 @@ def _predict_existing(states: set[str]) -> ProxyFacts:
     return ProxyFacts(healthy=True, reason="stopped; a real run starts it first")
 
 
+def up(settings: ProxySettings, profile: str) -> ProxyStatus:
+    """`proxy up`: find, start or create the proxy and wait, however long, until it serves;
+    it may replace a proxy that runs with other settings."""
+    engine.ensure_engine()
+    return ensure(settings, requester=Requester(profile=profile, replace=True), patient=True)
+
+
+def report(settings: ProxySettings) -> ProxyStatus:
+    """`proxy status`: what the proxy is and whether it serves; the engine is asked only
+    about a managed proxy (an external one is only probed)."""
+    if not settings.url:
+        engine.ensure_engine()
+    return status(settings)
+
+
 def down(settings: ProxySettings, *, purge: bool = False) -> list[str]:
     """Stop and remove the proxy; with purge, its cache volumes and network too.
 
     What another process removed meanwhile is simply gone (absence, as a type)."""
+    engine.ensure_engine()
     docker = engine.client()
     done: list[str] = []
     with creation_lock(settings.name):
@@ -380,6 +407,7 @@ def _purge(settings: ProxySettings) -> list[str]:
 
 def logs(settings: ProxySettings, *, tail: int | None = None) -> str:
     """Both containers' logs: proxpi's, then the front's."""
+    engine.ensure_engine()
     docker = engine.client()
     parts = []
     for name in (backend_name(settings), settings.name):

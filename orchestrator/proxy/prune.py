@@ -97,6 +97,7 @@ def prune(
 ) -> Pruned:
     """Choose in the profile's front and remove there; a dry run only lists."""
     stats.managed(settings)
+    engine.ensure_engine()
     front = stats.container(settings.name)
     entries = stats.front_entries(front.id)
     chosen = choose(entries, now=time.time(), older_than=older_than, max_size=max_size)

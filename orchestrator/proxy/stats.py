@@ -160,6 +160,7 @@ def front_entries(front_id: str) -> list[Entry]:
 def gather(settings: ProxySettings) -> dict[str, Any]:
     """Everything `proxy stats` prints."""
     managed(settings)
+    engine.ensure_engine()
     front = container(settings.name)
     entries = front_entries(front.id)
     backend = container(backend_name(settings))
