@@ -54,7 +54,7 @@ HEADER = textwrap.dedent(f"""\
     # Everything above is cached (and built once, --target base, before the clock runs);
     # a new bust.txt in the context re-runs only the install step. A file, not a build
     # arg: a profile whose build args change is a new plan, and the remembered plan's
-    # fast path (orchestrator/build/remembered.py) would never apply.
+    # fast path (orchestrator/builds/remembered.py) would never apply.
     FROM base AS install
     COPY bust.txt .
     """)

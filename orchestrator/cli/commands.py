@@ -30,12 +30,12 @@ def _options(options: argparse.Namespace) -> BuildOptions:
 
 def build(options: argparse.Namespace) -> None:
     """Build the image a profile describes, through the proxy or with cache mounts."""
-    from orchestrator.build import execute as execution  # noqa: PLC0415
+    from orchestrator.builds import execute as execution  # noqa: PLC0415
 
     if options.dry_run:
         _dry_run(options)
         return
-    from orchestrator.build import remembered as remember  # noqa: PLC0415
+    from orchestrator.builds import remembered as remember  # noqa: PLC0415
 
     directory = paths.profiles_dir(options.profiles_dir)
     plan = remember.plan(directory, options.profile, _options(options))
@@ -62,8 +62,8 @@ def _report(cache: CacheReport, as_json: bool, **result: object) -> None:
 
 
 def _dry_run(options: argparse.Namespace) -> None:
-    from orchestrator.build import execute as execution  # noqa: PLC0415
-    from orchestrator.build import gather as builds  # noqa: PLC0415
+    from orchestrator.builds import execute as execution  # noqa: PLC0415
+    from orchestrator.builds import gather as builds  # noqa: PLC0415
     from orchestrator.cli.common import store  # noqa: PLC0415
     from orchestrator.plan import render  # noqa: PLC0415
 
@@ -74,7 +74,7 @@ def _dry_run(options: argparse.Namespace) -> None:
 
 def bake(options: argparse.Namespace) -> None:
     """Run `docker buildx bake` with a profile's wiring applied to every selected target."""
-    from orchestrator.build import bake as bakes  # noqa: PLC0415 - only bake needs it
+    from orchestrator.builds import bake as bakes  # noqa: PLC0415 - only bake needs it
     from orchestrator.cli.common import store  # noqa: PLC0415
     from orchestrator.plan import render  # noqa: PLC0415
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.build import execute as execution
+from orchestrator.builds import execute as execution
 from orchestrator.plan.model import BuildPlan, Decision
 from orchestrator.proxy import accesslog
 from orchestrator.proxy.probe import PROBE_AGENT

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.build import bake
+from orchestrator.builds import bake
 from orchestrator.errors import BadInput
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan.model import BuildOptions

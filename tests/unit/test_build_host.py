@@ -1,4 +1,4 @@
-"""build/ and facts/host.py in-process: inputs checked before side effects, files, facts."""
+"""builds/ and facts/host.py in-process: inputs checked before side effects, files, facts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build import execute as execution
-from orchestrator.build.store import entry_path
+from orchestrator.builds import execute as execution
+from orchestrator.builds.store import entry_path
 from orchestrator.dockerfile import parse_text
 from orchestrator.errors import BadInput
 from orchestrator.facts import host

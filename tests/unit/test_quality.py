@@ -48,3 +48,20 @@ def test_import_layers_hold() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_is_tracked_and_shipped() -> None:
+    """A directory of modules under orchestrator/ is a package with an ``__init__.py``
+    that git tracks (an ignored one, as ``build/`` is by .gitignore, would be missing from
+    a clean clone) and that setuptools ships: a namespace package is not found by
+    ``packages.find`` and would be missing from `pipx install`."""
+    directories = {p.parent for p in (REPO / "orchestrator").rglob("*.py")}
+    resources = REPO / "orchestrator" / "resources"  # below it: files shipped as data
+    directories = {d for d in directories if "__pycache__" not in d.parts}
+    directories = {d for d in directories if resources not in d.parents}
+    tracked = subprocess.run(
+        ["git", "ls-files", "orchestrator"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for directory in directories:
+        init = directory / "__init__.py"
+        assert str(init.relative_to(REPO)) in tracked, f"{init} is not tracked by git"

@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import paths
-from orchestrator.facts import builder
-from orchestrator.errors import ProxyUnavailable
-from orchestrator.facts.host import engine_endpoint, gather_facts
-from orchestrator.log import get_logger
-from orchestrator.build.store import (
+from orchestrator.builds.store import (
     Entry,
     ProxyKey,
     differences,
@@ -27,12 +23,16 @@ from orchestrator.build.store import (
     load,
     save,
 )
+from orchestrator.errors import ProxyUnavailable
+from orchestrator.facts import builder
+from orchestrator.facts.host import engine_endpoint, gather_facts
 from orchestrator.facts.model import ProxyFacts
+from orchestrator.log import get_logger
 from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
 from orchestrator.proxy import probe
 
 if TYPE_CHECKING:
-    from orchestrator.build.gather import Planned
+    from orchestrator.builds.gather import Planned
 
 log = get_logger(__name__)
 
@@ -47,7 +47,7 @@ def plan(profiles_dir: Path, name: str, options: BuildOptions) -> BuildPlan:
         if found is not None:
             log.debug("plan remembered", entry=str(path))
             return found
-    from orchestrator.build.gather import planned  # noqa: PLC0415 - pydantic and more: slow path only
+    from orchestrator.builds.gather import planned  # noqa: PLC0415 - pydantic and more: slow path only
     from orchestrator.profiles import ProfileStore  # noqa: PLC0415
 
     made = planned(ProfileStore(profiles_dir), name, options, dry_run=False, decided=decided)
@@ -94,7 +94,9 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
         checked = probe.answers(
             key.host_url, key.health_project, key.digest, name=key.name, deadline=deadline
         )
-        found = ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None
+        found = (
+            ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None
+        )
     except ProxyUnavailable as exc:
         found = ProxyFacts(healthy=False, reason=exc.message)
     if found is None:
