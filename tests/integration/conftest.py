@@ -148,7 +148,7 @@ class Workspace:
         }
         self.profiles.mkdir(exist_ok=True)
         (self.profiles / f"{name}.yaml").write_text(json.dumps(data))
-        return data["tags"][0]
+        return str(data["tags"][0])
 
     def command(self, *args: str) -> list[str]:
         """The orchestrate command line for this workspace's profiles, logging JSON lines."""

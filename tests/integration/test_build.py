@@ -104,8 +104,9 @@ def test_plain_build_leaves_a_labelled_image(workspace: Workspace) -> None:
     result = workspace.orchestrate("build", "plain")
     assert built_mode(result) == "off"
     image = docker.image.inspect(tag)
-    assert image.config.labels["org.example.team"] == "infra"
-    assert image.config.labels[PROFILE_LABEL] == "plain"
+    labels = image.config.labels or {}
+    assert labels["org.example.team"] == "infra"
+    assert labels[PROFILE_LABEL] == "plain"
 
 
 def test_build_through_proxy_sees_everything_and_leaks_nothing(

@@ -178,4 +178,4 @@ def test_pruning_while_builds_run_fails_no_build(
             assert report["failed_requests"] == 0, report
             assert report["cached_files"] + report["fetched_files"] == FILES, report
     finally:
-        remove_proxy(name, settings["cache_volume"])
+        remove_proxy(name, str(settings["cache_volume"]))

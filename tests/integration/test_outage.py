@@ -99,7 +99,7 @@ def outage_proxy(outage_upstream: Upstream) -> Iterator[dict[str, Any]]:
         "startup_timeout": 60,
     }
     yield config
-    remove_proxy(config["name"], config["cache_volume"])
+    remove_proxy(str(config["name"]), str(config["cache_volume"]))
 
 
 def _space(root: Path, proxy: dict[str, Any]) -> Workspace:

@@ -21,7 +21,7 @@ import sysconfig
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -66,11 +66,9 @@ class User:
             timeout=300,
             check=False,
             cwd="/",
-            **(
-                {}
-                if as_root
-                else {"user": self.uid, "group": self.gid, "extra_groups": self.groups}
-            ),
+            user=None if as_root else self.uid,
+            group=None if as_root else self.gid,
+            extra_groups=None if as_root else self.groups,
         )
 
 
@@ -166,7 +164,7 @@ def shared_proxy(shared_dir: Path, upstream: Upstream, network: str) -> Iterator
         for item in path.iterdir():
             item.chmod(0o644)
     yield config
-    remove_proxy(config["name"], config["cache_volume"])
+    remove_proxy(str(config["name"]), str(config["cache_volume"]))
 
 
 def interpreter(user: User) -> list[str]:
@@ -271,7 +269,7 @@ def test_processes_that_share_no_lock_rely_on_the_engine(
 def test_absence_is_python_on_whales_own_type_on_this_engine() -> None:
     client = engine.client()
     missing = f"orchestrator-test-missing-{uuid.uuid4().hex[:8]}"
-    cases = [
+    cases: list[tuple[type[Exception], Callable[[str], object]]] = [
         (NoSuchContainer, client.container.inspect),
         (NoSuchImage, client.image.inspect),
         (NoSuchNetwork, client.network.inspect),

@@ -13,6 +13,7 @@ from orchestrator.builds.store import entry_path
 from orchestrator.dockerfile import parse_text
 from orchestrator.errors import BadInput
 from orchestrator.facts import host
+from orchestrator.facts.model import BuilderFacts
 from orchestrator.plan.model import BuildOptions
 from orchestrator.profiles import ProfileStore
 from tests.conftest import write_profile
@@ -67,13 +68,13 @@ def test_a_missing_lock_is_no_fact(tmp_path: Path) -> None:
 
 def test_gathered_facts_are_this_process_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "not-a-socket"))
-    facts = host.gather_facts(builder=host.BuilderFacts(), render_dir=tmp_path)
+    facts = host.gather_facts(builder=BuilderFacts(), render_dir=tmp_path)
     assert (facts.uid, facts.gid) == (os.getuid(), os.getgid())
     assert facts.ssh_auth_sock is None, "a path that is no socket is no agent"
     assert "PATH" in facts.env_names
     assert (
         facts.fresh_token
-        != host.gather_facts(builder=host.BuilderFacts(), render_dir=tmp_path).fresh_token
+        != host.gather_facts(builder=BuilderFacts(), render_dir=tmp_path).fresh_token
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import dockerfile
-from orchestrator.dockerfile import ParsedDockerfile, RunWiring, expand, render
+from orchestrator.dockerfile import ParsedDockerfile, RunStep, RunWiring, expand, render
 from orchestrator.dockerfile.commands import disables_pip_cache, installers
 from orchestrator.dockerfile.sources import source_of
 from orchestrator.errors import BadInput, ExitCode
@@ -36,11 +36,11 @@ def parse_text(tmp_path: Path, text: str, name: str = "Dockerfile") -> ParsedDoc
     return dockerfile.parse(path)
 
 
-def run_at(parsed: ParsedDockerfile, line: int):
+def run_at(parsed: ParsedDockerfile, line: int) -> RunStep:
     return next(run for run in parsed.runs if run.line == line)
 
 
-def one_run(tmp_path: Path, command: str):
+def one_run(tmp_path: Path, command: str) -> RunStep:
     """The single RUN step of a one-stage Dockerfile running ``command``."""
     (run,) = parse_text(tmp_path, f"FROM python\nRUN {command}\n").runs
     return run

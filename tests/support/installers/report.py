@@ -8,6 +8,7 @@ sha256 that the distribution's RECORD gives for it. Run with the environment's o
 import base64
 import hashlib
 import importlib.metadata
+import pathlib
 import sys
 
 
@@ -17,7 +18,7 @@ def checked(dist: importlib.metadata.Distribution) -> tuple[int, int]:
         if entry.hash is None or entry.hash.mode != "sha256":
             continue
         files += 1
-        digest = hashlib.sha256(entry.locate().read_bytes()).digest()
+        digest = hashlib.sha256(pathlib.Path(entry.locate()).read_bytes()).digest()
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != entry.hash.value:
             bad += 1
     return files, bad
