@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,20 @@ def test_a_plan_is_remembered_per_engine(tmp_path: Path) -> None:
     other = entry_path(tmp_path, "app", BuildOptions(), "tcp://10.251.0.2:2375")
     assert one != other
     assert one == entry_path(tmp_path, "app", BuildOptions(), "unix:///var/run/docker.sock")
+
+
+def test_the_remembered_path_imports_nothing_heavy() -> None:
+    """A repeated build's modules import neither pydantic, PyYAML, the Dockerfile parser,
+    python-on-whales nor structlog: each costs more than the whole overhead budget."""
+    script = (
+        "import sys\n"
+        "from orchestrator.cli import commands\n"
+        "from orchestrator.builds import execute, remembered\n"
+        "import orchestrator.report\n"
+        "heavy = ('pydantic', 'yaml', 'dockerfile', 'python_on_whales', 'structlog')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
