@@ -66,7 +66,7 @@ def _early_format(args: list[str]) -> LogFormat:
 
 
 def print_error(message: str, exit_code: int) -> None:
-    """One line: plain on a terminal, a JSON object where logs are JSON lines."""
+    """One line: plain, or a JSON object where logs are JSON lines."""
     from orchestrator import log  # noqa: PLC0415
 
     line = f"orchestrate: error: {message}"
@@ -78,7 +78,6 @@ def _report(exc: HandledError) -> int:
     from orchestrator import log  # noqa: PLC0415
     from orchestrator.urls import redact  # noqa: PLC0415
 
-    line = f"orchestrate: error: {redact(exc.message)}"
     if _session.verbose:
         import traceback  # noqa: PLC0415
 
@@ -86,18 +85,7 @@ def _report(exc: HandledError) -> int:
         log.get_logger("orchestrator.cli").debug(
             "handled error", detail=redact(exc.detail), traceback=redact(trace)
         )
-    if log.uses_json():
-        import json  # noqa: PLC0415
-
-        record = {
-            "level": "error",
-            "event": "error",
-            "message": line,
-            "exit_code": int(exc.exit_code),
-        }
-        print(json.dumps(record), file=sys.stderr)
-    else:
-        print(line, file=sys.stderr)
+    print_error(redact(exc.message), int(exc.exit_code))
     return int(exc.exit_code)
 
 

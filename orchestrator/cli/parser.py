@@ -64,7 +64,8 @@ def build_parser(args: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--log-format",
         choices=("auto", "console", "json"),
         default="auto",
-        help="auto: console on a terminal, JSON lines otherwise",
+        help="auto (as console): lines for people, coloured on a terminal; "
+        "json: every stderr line a JSON object, Docker's output carried as events",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -11,9 +11,10 @@ One short command runs here too (``capture``): `docker buildx du`, which python-
 has no method for, on the fallback's every build, where importing python-on-whales would
 cost more than the call (``client.build_cache_usage``).
 
-Where logs are JSON lines (``--log-format json``, or stderr not a terminal), a command's
-stderr (BuildKit's progress) is carried line by line as JSON events, so a program that
-reads stderr as JSON lines never meets a line that is not one.
+Where logs are JSON lines (``--log-format json``, asked for), a command's stderr
+(BuildKit's progress) is carried line by line as JSON events, so a program that reads
+stderr as JSON lines never meets a line that is not one. Otherwise it passes untouched:
+people read it, in a terminal or a CI log.
 """
 
 from __future__ import annotations
