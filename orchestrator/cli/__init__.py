@@ -56,13 +56,17 @@ def _run(args: list[str]) -> int:
 
 
 def _early_format(args: list[str]) -> LogFormat:
-    for index, word in enumerate(args):
+    """The last --log-format before a `--` (after it, words are a command's), as the
+    parser will take it: before the command's name or after it."""
+    words = args[: args.index("--")] if "--" in args else args
+    found: LogFormat = "auto"
+    for index, word in enumerate(words):
         value = word.removeprefix("--log-format=") if word.startswith("--log-format=") else None
-        if word == "--log-format" and index + 1 < len(args):
-            value = args[index + 1]
+        if word == "--log-format" and index + 1 < len(words):
+            value = words[index + 1]
         if value in ("auto", "console", "json"):
-            return value  # type: ignore[return-value]
-    return "auto"
+            found = value  # type: ignore[assignment]
+    return found
 
 
 def print_error(message: str, exit_code: int) -> None:
