@@ -92,3 +92,12 @@ def test_weighing_the_build_cache_needs_no_python_on_whales() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.splitlines()[-1] == "False", done.stdout
+
+
+@pytest.mark.parametrize(
+    ("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGKILL, 137), (signal.SIGPIPE, 141)]
+)
+def test_a_command_killed_by_a_signal_gives_128_plus_its_number(sent: int, code: int) -> None:
+    """As a shell reports it (and `docker run` its container's), not Popen's -N, which
+    `sys.exit` turned into 256-N."""
+    assert process.stream(["sh", "-c", f"kill -{int(sent)} $$"]) == code
