@@ -82,6 +82,7 @@ def finish(process: subprocess.Popen[str]) -> tuple[float, float, str]:
     return float(times["in"]), float(times["out"]), err
 
 
+@pytest.mark.serial
 def test_a_late_reader_still_sees_when_the_holder_let_go(start: Start) -> None:
     """The helpers above, when this process is late to read (as on a loaded machine)."""
     holder = start("23.0.1", "install", "x", hold=0.1)
@@ -113,6 +114,7 @@ FREE = [
 ]
 
 
+@pytest.mark.serial
 def test_pips_that_need_no_lock_do_not_wait(start: Start) -> None:
     holder = start("23.0.1", "install", "x", hold=3.0)
     entered(holder)

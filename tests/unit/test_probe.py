@@ -73,6 +73,7 @@ def test_a_500_is_no_proof(index: str) -> None:
     assert probe.probe(index, "broken").status == 500
 
 
+@pytest.mark.serial
 def test_a_hung_proxy_is_given_up_on_in_time(index: str) -> None:
     started = time.monotonic()
     found = probe.probe(index, "slow", timeout=0.5)

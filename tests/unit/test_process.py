@@ -48,6 +48,7 @@ def test_a_missing_program_is_one_handled_line() -> None:
         process.stream(["orchestrator-no-such-program"])
 
 
+@pytest.mark.serial
 def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
     """Run the real entry point's call site in a child Python and interrupt it."""
     script = (
