@@ -50,10 +50,13 @@ def test_a_missing_program_is_one_handled_line() -> None:
 
 @pytest.mark.serial
 def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
-    """Run the real entry point's call site in a child Python and interrupt it."""
+    """Run the real entry point's call site in a child Python and interrupt it. The sleep
+    outlives its shell; it writes to none of the pipes read here, or reading stderr would
+    wait for it to end (30 s)."""
     script = (
         "from orchestrator.engine import process\n"
-        "process.stream(['sh', '-c', 'trap \"exit 7\" INT; echo ready; sleep 30 & wait'])\n"
+        "process.stream(['sh', '-c', "
+        "'trap \"exit 7\" INT; echo ready; sleep 30 >/dev/null 2>&1 & wait'])\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
