@@ -24,21 +24,22 @@ _settings = _Settings()
 
 
 def configure(log_format: LogFormat = "auto", *, verbose: bool = False) -> None:
-    """Console output for people on a terminal, JSON lines for machines and CI."""
+    """Lines for people unless JSON is asked for: a CI log is read by people too, and a
+    program that wants JSON lines says so (``--log-format json``)."""
     _settings.log_format = log_format
     _settings.threshold = _LEVELS["debug" if verbose else "info"]
     _settings.configured = False
 
 
 def uses_json() -> bool:
-    fmt = _settings.log_format
-    return fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    """Only when asked: guessing from stderr turned every CI log into JSON (issue 19)."""
+    return _settings.log_format == "json"
 
 
 def say(event: str, message: str, *, level: str = "info", **fields: object) -> None:
-    """One of the command's own lines on stderr (an error, what a build did): plain text on
-    a terminal, a JSON object where logs are JSON lines. It needs no structlog, so a
-    build whose plan was remembered reports without importing it."""
+    """One of the command's own lines on stderr (an error, what a build did): plain text,
+    or a JSON object where logs are JSON lines. It needs no structlog, so a build whose
+    plan was remembered reports without importing it."""
     import json  # noqa: PLC0415
 
     if uses_json():
@@ -57,24 +58,60 @@ def _structlog() -> Any:
     import structlog  # noqa: PLC0415 - deferred on purpose, see the module docstring
 
     if not _settings.configured:
-        renderer: Any = (
-            structlog.processors.JSONRenderer()
-            if uses_json()
-            else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        )
         structlog.configure(
             processors=[
                 structlog.contextvars.merge_contextvars,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
                 structlog.processors.format_exc_info,
-                renderer,
+                _renderer(structlog),
             ],
             logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
             cache_logger_on_first_use=False,
         )
         _settings.configured = True
     return structlog
+
+
+def _renderer(structlog: Any) -> Any:
+    """JSON when asked; structlog's coloured console on a terminal; elsewhere (a CI log, a
+    file) ``plain_line``, whose lines hold no colour codes and no padding."""
+    if uses_json():
+        return structlog.processors.JSONRenderer()
+    if sys.stderr.isatty():
+        return structlog.dev.ConsoleRenderer(colors=True)
+    return plain_line
+
+
+def plain_line(logger: object, method: str, event_dict: dict[str, Any]) -> str:
+    """``orchestrate: LEVEL: EVENT key=value ...``: one line a person reads in a CI log,
+    prefixed as the command's other lines are. A value of several lines (a traceback,
+    Docker's own words at -v) follows the line, indented, rather than escaped into it."""
+    fields = {k: v for k, v in event_dict.items() if k not in ("level", "event", "timestamp")}
+    blocks = {k: v for k, v in fields.items() if isinstance(v, str) and "\n" in v.strip()}
+    words = [f"{key}={_word(value)}" for key, value in fields.items() if key not in blocks]
+    level = event_dict.get("level", method)
+    head = " ".join([f"orchestrate: {level}: {event_dict.get('event', '')}", *words])
+    return "\n".join([head, *(_block(key, text) for key, text in blocks.items())])
+
+
+def _word(value: object) -> str:
+    """A value as one word: a text quoted (JSON's escapes, so no control character gets
+    through) when it has spaces, quotes or control characters or is empty; a list or a
+    mapping as compact JSON."""
+    import json  # noqa: PLC0415
+
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else str(value)
+    if not text or any(not c.isprintable() or c in " \"'=" for c in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _block(key: str, text: str) -> str:
+    lines = text.strip("\n").splitlines()
+    return "\n".join([f"  {key}:", *(f"    {line}" for line in lines)])
 
 
 class Logger:

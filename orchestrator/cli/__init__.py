@@ -61,17 +61,21 @@ def _run(args: list[str]) -> int:
 
 
 def _early_format(args: list[str]) -> LogFormat:
-    for index, word in enumerate(args):
+    """The last --log-format before a `--` (after it, words are a command's), as the
+    parser will take it: before the command's name or after it."""
+    words = args[: args.index("--")] if "--" in args else args
+    found: LogFormat = "auto"
+    for index, word in enumerate(words):
         value = word.removeprefix("--log-format=") if word.startswith("--log-format=") else None
-        if word == "--log-format" and index + 1 < len(args):
-            value = args[index + 1]
+        if word == "--log-format" and index + 1 < len(words):
+            value = words[index + 1]
         if value in ("auto", "console", "json"):
-            return value  # type: ignore[return-value]
-    return "auto"
+            found = value  # type: ignore[assignment]
+    return found
 
 
 def print_error(message: str, exit_code: int) -> None:
-    """One line: plain on a terminal, a JSON object where logs are JSON lines."""
+    """One line: plain, or a JSON object where logs are JSON lines."""
     from orchestrator import log  # noqa: PLC0415
 
     line = f"orchestrate: error: {message}"
@@ -83,7 +87,6 @@ def _report(exc: HandledError) -> int:
     from orchestrator import log  # noqa: PLC0415
     from orchestrator.urls import redact  # noqa: PLC0415
 
-    line = f"orchestrate: error: {redact(exc.message)}"
     if _session.verbose:
         import traceback  # noqa: PLC0415
 
@@ -91,18 +94,7 @@ def _report(exc: HandledError) -> int:
         log.get_logger("orchestrator.cli").debug(
             "handled error", detail=redact(exc.detail), traceback=redact(trace)
         )
-    if log.uses_json():
-        import json  # noqa: PLC0415
-
-        record = {
-            "level": "error",
-            "event": "error",
-            "message": line,
-            "exit_code": int(exc.exit_code),
-        }
-        print(json.dumps(record), file=sys.stderr)
-    else:
-        print(line, file=sys.stderr)
+    print_error(redact(exc.message), int(exc.exit_code))
     return int(exc.exit_code)
 
 

@@ -56,23 +56,39 @@ def build_parser(args: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Docker builds that install Python packages: fast, repeatable and safe.",
     )
     parser.add_argument("--version", action="version", version=f"orchestrate {__version__}")
-    parser.add_argument(
-        "--profiles-dir",
-        help="directory of profile YAML files (env ORCHESTRATE_PROFILES_DIR; default ./profiles)",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=("auto", "console", "json"),
-        default="auto",
-        help="auto: console on a terminal, JSON lines otherwise",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    _global_options(parser, {"profiles_dir": None, "log_format": "auto", "verbose": False})
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     chosen = named_command(args)
     for name, add in _COMMANDS.items():
         if chosen is None or name == chosen:
             add(commands)
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    """The options every command takes, before its name or after it (`orchestrate build
+    app -v`). A command's parser gives them no default (``SUPPRESS``), so that one given
+    before the command's name is not reset by the command's parser."""
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--profiles-dir",
+        default=defaults.get("profiles_dir", argparse.SUPPRESS),
+        help="directory of profile YAML files (env ORCHESTRATE_PROFILES_DIR; default ./profiles)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default=defaults.get("log_format", argparse.SUPPRESS),
+        help="auto (as console): lines for people, coloured on a terminal; "
+        "json: every stderr line a JSON object, Docker's output carried as events",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=defaults.get("verbose", argparse.SUPPRESS),
+        help="log debug details",
+    )
 
 
 _GLOBAL_VALUES = ("--profiles-dir", "--log-format")  # global options that take a value
@@ -108,6 +124,7 @@ def _command(
         name, help=help_text, description=help_text
     )
     command.set_defaults(handler=f"orchestrator.cli.{handler}")
+    _global_options(command, {})
     return command
 
 
@@ -229,6 +246,7 @@ def _profiles(commands: Commands) -> None:
     group = commands.add_parser(
         "profiles", help="List, show, validate and describe build profiles."
     )
+    _global_options(group, {})
     sub = group.add_subparsers(title="commands", metavar="COMMAND", required=True)
     listing = _command(sub, "list", "profiles.list_profiles", "List the profiles.")
     _json(listing)
@@ -244,6 +262,7 @@ def _profiles(commands: Commands) -> None:
 
 def _proxy(commands: Commands) -> None:
     group = commands.add_parser("proxy", help="Manage the caching PyPI proxy (proxpi).")
+    _global_options(group, {})
     sub = group.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     def proxy_command(name: str, help_text: str) -> argparse.ArgumentParser:

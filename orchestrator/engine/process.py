@@ -11,9 +11,10 @@ One short command runs here too (``capture``): `docker buildx du`, which python-
 has no method for, on the fallback's every build, where importing python-on-whales would
 cost more than the call (``client.build_cache_usage``).
 
-Where logs are JSON lines (``--log-format json``, or stderr not a terminal), a command's
-stderr (BuildKit's progress) is carried line by line as JSON events, so a program that
-reads stderr as JSON lines never meets a line that is not one.
+Where logs are JSON lines (``--log-format json``, asked for), a command's stderr
+(BuildKit's progress) is carried line by line as JSON events, so a program that reads
+stderr as JSON lines never meets a line that is not one. Otherwise it passes untouched:
+people read it, in a terminal or a CI log.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def stream(
     interactive: bool = False,
     on_interrupt: Callable[[], None] | None = None,
 ) -> int:
-    """Run ``argv`` attached to our terminal and return its exit code.
+    """Run ``argv`` attached to our terminal and return its exit code, as a shell gives it.
 
     ``interactive`` commands (a container with a TTY) keep stderr as it is, always.
     ``on_interrupt`` runs first on Ctrl-C: what the command started may outlive it (a
@@ -67,7 +68,14 @@ def stream(
     code = wait(child, on_interrupt)
     if carrier is not None:
         carrier.join(timeout=STOP_GRACE)
-    return code
+    return shell_code(code)
+
+
+def shell_code(returncode: int) -> int:
+    """128+N for a command killed by signal N, as shells report it and as `docker run`
+    reports its container's, rather than Popen's -N (which exits as 256-N): the docker
+    client killed by SIGPIPE, its reader gone (`orchestrate run ... | head -1`), is 141."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def capture(action: str, argv: Sequence[str]) -> str:

@@ -265,6 +265,7 @@ def ours(namespace: str) -> set[str]:
     return {n for n in names if n.startswith(namespace) or not n.startswith("orchestrator-test-")}
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_the_container(
     workspace: Workspace, proxy: dict[str, Any], namespace: str, sent: int, code: int

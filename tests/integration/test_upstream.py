@@ -214,6 +214,7 @@ def test_every_request_is_one_json_log_line(local_server: LocalServer, tree: Tre
         assert record["user_agent"] == "probe/1"
 
 
+@pytest.mark.serial
 def test_latency_and_bandwidth_can_be_simulated(tree: Tree) -> None:
     name = "top_pkg-2.0-py3-none-any.whl"
     size = tree.size[name]

@@ -9,6 +9,7 @@ import io
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
+from orchestrator import log
 from orchestrator.cli import main
 from orchestrator.engine.api import Engine
 from tests.support.engine import FakeEngine
@@ -35,4 +36,6 @@ def run_cli(*args: str, engine: Engine | None = None) -> Ran:
             main(list(args), engine=engine if engine is not None else FakeEngine())
         except SystemExit as done:
             code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        finally:
+            log.configure()  # no later test inherits this command's log format
     return Ran(code, out.getvalue(), err.getvalue())

@@ -251,6 +251,7 @@ def engine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return socket
 
 
+@pytest.mark.serial
 def test_the_mounts_are_weighed_beside_the_build_and_after_it(
     engine_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

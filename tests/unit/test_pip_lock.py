@@ -56,8 +56,8 @@ def start(tmp_path: Path) -> Callable[..., subprocess.Popen[str]]:
     return make
 
 
-def entered(process: subprocess.Popen[str]) -> None:
-    """Wait until the process holds the cache (its pip._internal import returned).
+def entered(process: subprocess.Popen[str]) -> float:
+    """Wait until the process holds the cache (its pip._internal import returned); when.
 
     The line is read from the descriptor a byte at a time: a buffered ``readline`` reads
     ahead, and when this process was late (a loaded machine) it also took the "out" line,
@@ -70,6 +70,7 @@ def entered(process: subprocess.Popen[str]) -> None:
             break
         line += byte
     assert line.startswith(b"in "), line
+    return float(line.split()[1])
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[float, float, str]:
@@ -81,13 +82,15 @@ def finish(process: subprocess.Popen[str]) -> tuple[float, float, str]:
     return float(times["in"]), float(times["out"]), err
 
 
+@pytest.mark.serial
 def test_a_late_reader_still_sees_when_the_holder_let_go(start: Start) -> None:
     """The helpers above, when this process is late to read (as on a loaded machine)."""
     holder = start("23.0.1", "install", "x", hold=0.1)
     time.sleep(0.6)
-    entered(holder)
-    _, let_go, _ = finish(holder)
-    assert let_go > 0
+    got = entered(holder)
+    got_again, let_go, _ = finish(holder)
+    assert got_again == 0, "entered() read the holder's first line, and only that"
+    assert let_go - got >= 0.1, "the holder's last line: it let go after holding for 0.1 s"
 
 
 def test_an_old_pip_waits_for_another_to_finish_with_the_cache(start: Start) -> None:
@@ -111,6 +114,7 @@ FREE = [
 ]
 
 
+@pytest.mark.serial
 def test_pips_that_need_no_lock_do_not_wait(start: Start) -> None:
     holder = start("23.0.1", "install", "x", hold=3.0)
     entered(holder)

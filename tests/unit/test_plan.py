@@ -306,12 +306,26 @@ def test_switching_modes_changes_no_rendered_text_mount_or_network(make_plan: Ma
     assert proxy.secret_env != fallback.secret_env
 
 
+def run_steps(plan: BuildPlan) -> list[str]:
+    """The rendering's RUN instructions, each on one line (continuations joined)."""
+    assert plan.rendered_text is not None
+    text = plan.rendered_text.replace("\\\n", " ")
+    return [line for line in text.splitlines() if line.lstrip().upper().startswith("RUN")]
+
+
 def test_a_step_that_must_rerun_when_modes_switch_is_the_plan_s_to_name(
     make_plan: MakePlan,
 ) -> None:
-    """Nothing re-runs, so no decision says a step must."""
-    plan = make_plan(proxy=DOWN)
-    assert not [d for d in plan.decisions if "re-run" in d.reason]
+    """A RUN step rendered differently in two modes has another cache key in each, so it
+    re-runs at every switch, and the plan would have to name it. Every step renders alike
+    in every mode: none must re-run, and no decision says one does."""
+    proxy, fallback = make_plan(), make_plan(proxy=DOWN)
+    assert len(run_steps(proxy)) == 4  # every RUN of DOCKERFILE is compared
+    steps = zip(run_steps(proxy), run_steps(fallback), strict=True)
+    must_rerun = [ours for ours, theirs in steps if ours != theirs]
+    assert must_rerun == [], "these re-run when the mode switches: the plan must name them"
+    for plan in (proxy, fallback):
+        assert not [d for d in plan.decisions if "re-run" in d.reason]
 
 
 # --- caches ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -13,7 +14,10 @@ from orchestrator.proxy import probe
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    asked: ClassVar[list[tuple[str, str]]] = []  # every request: its method and path
+
     def do_GET(self) -> None:
+        self.asked.append(("GET", self.path))
         if self.path == "/_orchestrator/id":
             self._send(200, "application/json", b'{"digest": "abc", "name": "p"}')
         elif self.path == "/index/pip/":
@@ -32,6 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, "text/plain", b"no")
 
     def do_HEAD(self) -> None:
+        self.asked.append(("HEAD", self.path))
         self._send(200, "text/html", b"")
 
     def _send(self, status: int, kind: str, body: bytes) -> None:
@@ -68,6 +73,7 @@ def test_a_500_is_no_proof(index: str) -> None:
     assert probe.probe(index, "broken").status == 500
 
 
+@pytest.mark.serial
 def test_a_hung_proxy_is_given_up_on_in_time(index: str) -> None:
     started = time.monotonic()
     found = probe.probe(index, "slow", timeout=0.5)
@@ -89,5 +95,8 @@ def test_the_front_s_digest_is_read(index: str) -> None:
 
 
 def test_the_upstream_check_is_a_head_of_its_root(index: str) -> None:
+    """A GET of the root, or of a project's page, would make the upstream send a page."""
+    _Handler.asked.clear()
     assert probe.upstream(index, timeout=1).ok
+    assert _Handler.asked == [("HEAD", "/index/")]
     assert not probe.upstream("http://127.0.0.1:9/simple/", timeout=0.5).ok

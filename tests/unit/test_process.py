@@ -48,11 +48,15 @@ def test_a_missing_program_is_one_handled_line() -> None:
         process.stream(["orchestrator-no-such-program"])
 
 
+@pytest.mark.serial
 def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
-    """Run the real entry point's call site in a child Python and interrupt it."""
+    """Run the real entry point's call site in a child Python and interrupt it. The sleep
+    outlives its shell; it writes to none of the pipes read here, or reading stderr would
+    wait for it to end (30 s)."""
     script = (
         "from orchestrator.engine import process\n"
-        "process.stream(['sh', '-c', 'trap \"exit 7\" INT; echo ready; sleep 30 & wait'])\n"
+        "process.stream(['sh', '-c', "
+        "'trap \"exit 7\" INT; echo ready; sleep 30 >/dev/null 2>&1 & wait'])\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -92,3 +96,12 @@ def test_weighing_the_build_cache_needs_no_python_on_whales() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.splitlines()[-1] == "False", done.stdout
+
+
+@pytest.mark.parametrize(
+    ("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGKILL, 137), (signal.SIGPIPE, 141)]
+)
+def test_a_command_killed_by_a_signal_gives_128_plus_its_number(sent: int, code: int) -> None:
+    """As a shell reports it (and `docker run` its container's), not Popen's -N, which
+    `sys.exit` turned into 256-N."""
+    assert process.stream(["sh", "-c", f"kill -{int(sent)} $$"]) == code

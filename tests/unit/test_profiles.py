@@ -254,10 +254,20 @@ def test_bind_must_be_an_ip_address(profiles_dir: Path, value: str) -> None:
     assert "app.yaml:3: field 'proxy.bind': give an IP address" in error_of(profiles_dir)
 
 
-@pytest.mark.parametrize("value", ["0.0.0.0", '"::"', "::1", '""', "192.168.1.10"])
-def test_bind_accepts_ipv4_ipv6_or_empty(profiles_dir: Path, value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "bind"),
+    [
+        ("0.0.0.0", "0.0.0.0"),
+        ('"::"', "::"),
+        ("::1", "::1"),
+        ('""', ""),
+        ("192.168.1.10", "192.168.1.10"),
+    ],
+)
+def test_bind_accepts_ipv4_ipv6_or_empty(profiles_dir: Path, value: str, bind: str) -> None:
+    """Accepted as written: it is what the proxy's port is published on."""
     write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  bind: {value}\n")
-    resolve(profiles_dir)
+    assert resolve(profiles_dir).profile.proxy.bind == bind
 
 
 @pytest.mark.parametrize(

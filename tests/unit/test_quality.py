@@ -1,13 +1,18 @@
-"""ruff (check and format), mypy in strict mode and the import layers (import-linter) are
-part of the suite, so CI enforces them."""
+"""ruff (check and format), mypy in strict mode, the import layers (import-linter) and
+shellcheck are part of the suite, so CI enforces them."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import REPO
+
+# A #! line that runs a POSIX shell or bash, directly or through env.
+SHELL_LINE = re.compile(rb"#!\s*\S*/(?:env\s+)?(?:ba|da)?sh\b")
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,6 +46,44 @@ def test_import_layers_hold() -> None:
     planning imports nothing that reads files, runs processes or asks the engine."""
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def shell_scripts() -> list[Path]:
+    """Every shell script of the repository, tracked or new (what .gitignore leaves out,
+    such as .venv's activate scripts, is not ours): by its name or its #! line."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr.decode()
+    paths = [REPO / name for name in listed.stdout.decode().split("\0") if name]
+    return sorted(path for path in paths if path.is_file() and _is_shell(path))
+
+
+def _is_shell(path: Path) -> bool:
+    if path.suffix in (".sh", ".bash"):
+        return True
+    with path.open("rb") as file:
+        return SHELL_LINE.match(file.readline(200)) is not None
+
+
+def test_shellcheck_is_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed: scripts/setup installs it (Debian's package)"
+    scripts = shell_scripts()
+    named = {str(path.relative_to(REPO)) for path in scripts}
+    assert {"scripts/setup", "scripts/engines", "scripts/test", ".ci/run"} <= named, named
+    result = subprocess.run(
+        [shellcheck, *map(str, scripts)],
         cwd=REPO,
         capture_output=True,
         text=True,
