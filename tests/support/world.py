@@ -113,3 +113,19 @@ class World:
         if name not in objects:
             raise absent(noun, name)
         return objects[name]
+
+
+def buildx(version: str = "v0.29.1") -> dict[str, Any]:
+    """The fake engine's answers for detecting the builder (``facts/builder.py``): the
+    default docker builder, buildx ``version``, every frontend probe accepted, and bake
+    that knows a target's `network`."""
+    printed = {"target": {"probe": {"context": ".", "network": "host"}}}
+    return {
+        "version": "28.5",
+        "buildx.inspect": SimpleNamespace(
+            name="default", driver="docker", nodes=[SimpleNamespace(version="v0.20.1")]
+        ),
+        "buildx.version": f"github.com/docker/buildx {version} a1b2c3",
+        "buildx.build": lambda directory, **options: None,
+        "buildx.bake": lambda targets, files, print: printed,
+    }
