@@ -13,6 +13,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,6 +82,30 @@ class Front:
         """Serve these records as the front's access log (one JSON line each)."""
         text = "".join(json.dumps(record) + "\n" for record in records)
         self.routes["/_orchestrator/access.log"] = (200, "text/plain", text.encode())
+
+
+def record(
+    uri: str,
+    *,
+    status: int = 200,
+    cache: str = "HIT",
+    size: int = 1000,
+    at: float | None = None,
+    agent: str = "pip/24.0",
+) -> dict[str, Any]:
+    """One line of the front's access log (``front.LOG_FORMAT``), answered ``at`` (now)."""
+    return {
+        "msec": time.time() if at is None else at,
+        "method": "GET",
+        "uri": uri,
+        "status": status,
+        "bytes": size,
+        "cache": cache,
+        "upstream_status": "" if cache == "HIT" else str(status),
+        "request_time": 0.01,
+        "client": "172.17.0.1",
+        "agent": agent,
+    }
 
 
 Fronts = Callable[[dict[str, Route]], Front]

@@ -5,7 +5,6 @@ and files removed from the front's cache only, in batches, never outside it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,7 @@ from orchestrator.proxy import prune, stats
 from orchestrator.proxy.front import CACHE_PATH
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL
 from tests.support.engine import FakeEngine, absent, container
-from tests.support.front import Fronts, closed_port
+from tests.support.front import Fronts, closed_port, record
 
 NOW = datetime.now(UTC).timestamp()
 STARTED = datetime.fromtimestamp(NOW - 3600, UTC)
@@ -37,21 +36,6 @@ LISTING = "\n".join(
         entry("3", 9000, 60, "/index/other/other-2.0.tar.gz|file"),
     ]
 )
-
-
-def record(uri: str, cache: str, size: int, status: int = 200, at: float = NOW) -> dict[str, Any]:
-    return {
-        "msec": at,
-        "method": "GET",
-        "uri": uri,
-        "status": status,
-        "bytes": size,
-        "cache": cache,
-        "upstream_status": "" if cache == "HIT" else "200",
-        "request_time": 0.01,
-        "client": "172.17.0.1",
-        "agent": "pip/24.0",
-    }
 
 
 def docker(listing: str = LISTING, *, running: bool = True) -> FakeEngine:
@@ -82,10 +66,10 @@ def settings(port: int) -> ProxySettings:
 def test_stats_count_both_caches_and_the_traffic_since_the_front_started(front: Fronts) -> None:
     served = front({})
     served.logs(
-        record(WHEEL, "HIT", 5000),
-        record("/index/other/other-2.0.tar.gz", "MISS", 9000),
-        record("/index/other/", "MISS", 0, status=502),
-        record(WHEEL, "HIT", 5000, at=NOW - 7200),  # before the front started: not counted
+        record(WHEEL, size=5000),
+        record("/index/other/other-2.0.tar.gz", cache="MISS", size=9000),
+        record("/index/other/", cache="MISS", size=0, status=502),
+        record(WHEEL, size=5000, at=NOW - 7200),  # before the front started: not counted
     )
     fake = docker()
     with using(fake):
