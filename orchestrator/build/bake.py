@@ -23,15 +23,14 @@ from typing import Any
 
 from orchestrator import dockerfile, paths
 from orchestrator.build import execute as execution
-from orchestrator.facts import builder
-from orchestrator.facts.host import check_inputs
 from orchestrator.engine import client as engine
 from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BadInput, BuildFailed, HandledError
-from orchestrator.facts.host import gather_facts
+from orchestrator.facts import builder
+from orchestrator.facts.host import check_inputs, gather_facts
+from orchestrator.facts.model import HostFacts
 from orchestrator.log import get_logger
 from orchestrator.plan.build import plan_build
-from orchestrator.facts.model import HostFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.proxy import state

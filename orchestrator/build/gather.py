@@ -65,4 +65,3 @@ def planned(
 def asked(resolved: ResolvedProfile, options: BuildOptions, *, dry_run: bool) -> ProxyFacts | None:
     """The proxy's facts, unless the options say not to ask it."""
     return proxy_facts(resolved, no_proxy=options.no_proxy, dry_run=dry_run)
-

@@ -14,10 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import paths
-from orchestrator.facts import builder
-from orchestrator.errors import ProxyUnavailable
-from orchestrator.facts.host import engine_endpoint, gather_facts
-from orchestrator.log import get_logger
 from orchestrator.build.store import (
     Entry,
     ProxyKey,
@@ -27,7 +23,11 @@ from orchestrator.build.store import (
     load,
     save,
 )
+from orchestrator.errors import ProxyUnavailable
+from orchestrator.facts import builder
+from orchestrator.facts.host import engine_endpoint, gather_facts
 from orchestrator.facts.model import ProxyFacts
+from orchestrator.log import get_logger
 from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
 from orchestrator.proxy import probe
 
@@ -94,7 +94,9 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
         checked = probe.answers(
             key.host_url, key.health_project, key.digest, name=key.name, deadline=deadline
         )
-        found = ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None
+        found = (
+            ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None
+        )
     except ProxyUnavailable as exc:
         found = ProxyFacts(healthy=False, reason=exc.message)
     if found is None:
