@@ -8,6 +8,7 @@ pages actually served, as on a real proxy.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -212,10 +213,36 @@ def test_a_build_does_not_wait_for_a_stopped_proxy_past_its_budget(front: Fronts
     config = settings(served.port)
     world = World(containers=both(config, running=False))
     with using(world.engine()), pytest.raises(ProxyUnavailable) as info:
-        lifecycle.ensure(config, budget=0.2)
-    assert "was stopped: it is started, and serves the next build" in info.value.message
+        lifecycle.ensure(config, budget=0.5)
+    assert info.value.message.startswith(
+        f"proxy '{FRONT}' was stopped: it is started, and serves the next build; "
+        "this one does not wait for it ("
+    )
     assert sorted(world.containers) == [FRONT, BACKEND], "never removed: not made here"
     assert all(c.state.running for c in world.containers.values())
+
+
+def test_a_start_slower_than_the_budget_goes_on_beside_the_build(front: Fronts) -> None:
+    config = settings(front({}).port)
+    world = World(containers=both(config, running=False))
+    release = threading.Event()
+
+    def slow_start(ident: str) -> None:
+        release.wait(5)
+        world.start(ident)
+
+    try:
+        with (
+            using(world.engine({"container.start": slow_start})),
+            pytest.raises(ProxyUnavailable) as info,
+        ):
+            lifecycle.ensure(config, budget=0.2)
+        assert info.value.message == (
+            f"proxy '{FRONT}' was stopped: it is starting, for the next build; "
+            "this one does not wait for it"
+        )
+    finally:
+        release.set()
 
 
 def test_a_paused_proxy_is_refused_with_the_command_that_resumes_it(front: Fronts) -> None:
