@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -56,6 +57,7 @@ def container(
     paused: bool = False,
     image: str = "img",
     networks: Mapping[str, str] | None = None,
+    started_at: datetime | None = None,
 ) -> SimpleNamespace:
     """A container as python-on-whales' inspect gives it, with the attributes we read."""
     endpoints = {net: SimpleNamespace(ip_address=ip) for net, ip in (networks or {}).items()}
@@ -64,7 +66,7 @@ def container(
         id=ident,
         name=name,
         config=SimpleNamespace(labels=dict(labels or {}), image=image, env=[], user=""),
-        state=SimpleNamespace(running=running, paused=paused, status=status),
+        state=SimpleNamespace(running=running, paused=paused, status=status, started_at=started_at),
         network_settings=SimpleNamespace(networks=endpoints),
     )
 
@@ -82,13 +84,16 @@ class Call:
 class FakeEngine:
     """Stands where ``DockerEngine`` does. ``answers`` by verb (see the module docstring);
     ``exit_codes`` for ``stream`` in turn (0 when none is left); ``captured`` by the
-    command's words joined with spaces."""
+    command's words joined with spaces; ``while_streaming``, if given, is called with a
+    streamed command's argv and its ``on_interrupt`` while it "runs" (to press Ctrl-C,
+    send SIGTERM, or look at what exists during the command)."""
 
     answers: dict[str, Any] = field(default_factory=dict)
     exit_codes: list[int] = field(default_factory=list)
     captured: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     streamed: list[tuple[str, ...]] = field(default_factory=list)
+    while_streaming: Callable[[tuple[str, ...], Callable[[], None] | None], None] | None = None
 
     def client(self) -> Any:
         return _Noun(self, "")
@@ -103,6 +108,8 @@ class FakeEngine:
     ) -> int:
         self.streamed.append(tuple(argv))
         self.calls.append(Call("stream", tuple(argv), {"env": dict(env or {})}))
+        if self.while_streaming is not None:
+            self.while_streaming(tuple(argv), on_interrupt)
         return self.exit_codes.pop(0) if self.exit_codes else 0
 
     def capture(self, action: str, argv: Sequence[str]) -> str:

@@ -1,0 +1,131 @@
+"""A Docker engine with state, for the fake engine to answer from: containers, networks,
+volumes and images by name, changed by the calls that change them (create, start,
+remove), as the engine would. A test builds the world it needs, hands
+``world.engine()`` to the code, and asserts on the fake's calls and on what is left.
+
+    world = World(images={"nginx:1.27-alpine"})
+    fake = world.engine({"container.start": refused("port is already allocated")})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import SimpleNamespace
+from typing import Any
+
+from tests.support.engine import FakeEngine, absent, container
+
+
+class World:
+    """What the engine holds; ``answers`` are its verbs for ``FakeEngine``."""
+
+    def __init__(
+        self,
+        *,
+        containers: Iterable[SimpleNamespace] = (),
+        images: Iterable[str] = (),
+        networks: Mapping[str, Mapping[str, str]] | None = None,
+        volumes: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.containers = {c.name: c for c in containers}
+        self.images = set(images)
+        self.networks = {
+            name: SimpleNamespace(id=f"net-{name}", name=name, labels=dict(labels), containers={})
+            for name, labels in (networks or {}).items()
+        }
+        self.volumes = {
+            name: SimpleNamespace(name=name, labels=dict(labels))
+            for name, labels in (volumes or {}).items()
+        }
+        self.logs: dict[str, str] = {}
+
+    def engine(self, overrides: Mapping[str, Any] | None = None) -> FakeEngine:
+        """A fake engine answering from this world; ``overrides`` replace verbs."""
+        return FakeEngine({**self.answers(), **(overrides or {})})
+
+    def answers(self) -> dict[str, Any]:
+        return {
+            "version": "28.5",
+            "buildx.is_installed": True,
+            "container.inspect": self.inspect,
+            "container.create": self.create,
+            "container.start": self.start,
+            "container.remove": self.remove,
+            "container.logs": lambda ident, tail=None: self.logs.get(self._by_id(ident).name, ""),
+            "image.exists": lambda name: name in self.images,
+            "network.exists": lambda name: name in self.networks,
+            "network.create": self.create_network,
+            "network.inspect": lambda name: self._get(self.networks, "network", name),
+            "network.remove": self.remove_network,
+            "volume.exists": lambda name: name in self.volumes,
+            "volume.create": self.create_volume,
+            "volume.inspect": lambda name: self._get(self.volumes, "volume", name),
+            "volume.remove": self.remove_volume,
+        }
+
+    # --- containers ---------------------------------------------------------------------
+
+    def inspect(self, name: str) -> SimpleNamespace:
+        return self._get(self.containers, "container", name)
+
+    def create(self, image: str, *, name: str, labels: Mapping[str, str], **_: Any) -> Any:
+        made = container(f"id-{name}", name=name, labels=labels, running=False, image=image)
+        self.containers[name] = made
+        return made
+
+    def start(self, idents: str | list[str]) -> None:
+        for ident in [idents] if isinstance(idents, str) else idents:
+            found = self._by_id(ident)
+            found.state.running, found.state.status = True, "running"
+
+    def remove(self, ident: str, force: bool = False) -> None:
+        del self.containers[self._by_id(ident).name]
+
+    def _by_id(self, ident: str) -> SimpleNamespace:
+        for found in self.containers.values():
+            if found.id == ident:
+                return found
+        raise absent("container", ident)
+
+    # --- networks and volumes -------------------------------------------------------------
+
+    def create_network(self, name: str, *, labels: Mapping[str, str]) -> SimpleNamespace:
+        made = SimpleNamespace(id=f"net-{name}", name=name, labels=dict(labels), containers={})
+        self.networks[name] = made
+        return made
+
+    def remove_network(self, ident: str) -> None:
+        for name, network in list(self.networks.items()):
+            if network.id == ident:
+                del self.networks[name]
+                return
+        raise absent("network", ident)
+
+    def create_volume(self, name: str, *, labels: Mapping[str, str]) -> SimpleNamespace:
+        return self.volumes.setdefault(name, SimpleNamespace(name=name, labels=dict(labels)))
+
+    def remove_volume(self, name: str) -> None:
+        self._get(self.volumes, "volume", name)
+        del self.volumes[name]
+
+    @staticmethod
+    def _get(objects: Mapping[str, SimpleNamespace], noun: str, name: str) -> SimpleNamespace:
+        if name not in objects:
+            raise absent(noun, name)
+        return objects[name]
+
+
+def buildx(version: str = "v0.29.1") -> dict[str, Any]:
+    """The fake engine's answers for detecting the builder (``facts/builder.py``): the
+    default docker builder, buildx ``version``, every frontend probe accepted, and bake
+    that knows a target's `network`."""
+    printed = {"target": {"probe": {"context": ".", "network": "host"}}}
+    return {
+        "version": "28.5",
+        "buildx.inspect": SimpleNamespace(
+            name="default", driver="docker", nodes=[SimpleNamespace(version="v0.20.1")]
+        ),
+        "buildx.version": f"github.com/docker/buildx {version} a1b2c3",
+        "buildx.build": lambda directory, **options: None,
+        "buildx.bake": lambda targets, files, print: printed,
+    }
