@@ -26,7 +26,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import IO
 
 from orchestrator import log as logs
@@ -54,13 +55,16 @@ def stream(
     log.debug("running", command=redact(shlex.join(argv)))
     wrap = logs.uses_json() and not interactive
     try:
-        child = subprocess.Popen(  # argv is built as data, never through a shell
-            list(argv),
-            env={**os.environ, **(env or {})},
-            stderr=subprocess.PIPE if wrap else None,
-        )
+        with _interrupt_deferred() as interrupted:
+            child = subprocess.Popen(  # argv is built as data, never through a shell
+                list(argv),
+                env={**os.environ, **(env or {})},
+                stderr=subprocess.PIPE if wrap else None,
+            )
     except FileNotFoundError:
         raise EngineUnavailable(f"{argv[0]} is not installed (run scripts/setup)") from None
+    if interrupted:
+        _interrupt(child, on_interrupt)
     carrier = None
     if wrap and child.stderr is not None:
         carrier = threading.Thread(target=_carry, args=(child.stderr, argv[0]), daemon=True)
@@ -69,6 +73,31 @@ def stream(
     if carrier is not None:
         carrier.join(timeout=STOP_GRACE)
     return shell_code(code)
+
+
+@contextmanager
+def _interrupt_deferred() -> Iterator[list[int]]:
+    """Ctrl-C while the child is being started is noted, not raised: raised inside
+    ``Popen``, it would leave a started child that nobody waits for or stops. The note
+    (a non-empty list) is acted on once the child is ours. Only the main thread gets
+    signals; elsewhere this does nothing."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(child: subprocess.Popen[bytes], on_interrupt: Callable[[], None] | None) -> None:
+    """A Ctrl-C that came while the child started: handled as one that came after."""
+    if on_interrupt is not None:
+        on_interrupt()
+    stop(child)
+    raise KeyboardInterrupt
 
 
 def shell_code(returncode: int) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,14 +51,17 @@ def test_a_missing_program_is_one_handled_line() -> None:
 
 
 @pytest.mark.serial
-def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
-    """Run the real entry point's call site in a child Python and interrupt it. The sleep
-    outlives its shell; it writes to none of the pipes read here, or reading stderr would
-    wait for it to end (30 s)."""
+def test_ctrl_c_stops_the_child_before_orchestrate_ends(tmp_path: Path) -> None:
+    """Run the real entry point's call site in a child Python and interrupt it: the
+    command gets the interrupt (its trap leaves a mark) before orchestrate ends, also when
+    the Ctrl-C lands while the command is still being started. The sleep outlives its
+    shell; it writes to none of the pipes read here, or reading stderr would wait for it."""
+    mark = tmp_path / "stopped"
     script = (
         "from orchestrator.engine import process\n"
         "process.stream(['sh', '-c', "
-        "'trap \"exit 7\" INT; echo ready; sleep 30 >/dev/null 2>&1 & wait'])\n"
+        f"'trap \"echo stopped > {mark}; exit 7\" INT; echo ready; "
+        "sleep 30 >/dev/null 2>&1 & wait'])\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -68,6 +73,16 @@ def test_ctrl_c_stops_the_child_before_orchestrate_ends() -> None:
     parent.wait(timeout=20)
     assert time.monotonic() - started < 15
     assert b"KeyboardInterrupt" in (parent.stderr.read() if parent.stderr else b"")
+    assert mark.read_text() == "stopped\n", "the command never got the interrupt"
+
+
+def test_a_ctrl_c_while_a_command_starts_is_held_until_it_is_ours() -> None:
+    """Raised inside Popen, it would leave a started child nobody stops."""
+    with process._interrupt_deferred() as interrupted:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs between bytecodes, soon after the signal
+    assert interrupted == [signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_short_command_gives_its_output_and_fails_as_a_typed_error() -> None:
