@@ -9,7 +9,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,19 +55,20 @@ def _lock_path(name: str) -> Path:
     return directory / f"proxy-{key}.lock"
 
 
-def _open_lock(path: Path) -> int:
+def _open_lock(path: Path, opener: Callable[..., int] = os.open) -> int:
     """Open the lock file, creating it if need be, without O_CREAT on a file that exists:
     with fs.protected_regular, O_CREAT on another user's file in a sticky directory is
     refused, even to root. A directory another user made a moment ago may not be
-    world-writable yet (they chmod it just after): that is retried for a moment."""
+    world-writable yet (they chmod it just after): that is retried for a moment.
+    ``opener``: ``os.open``, or a test's witness of the flags."""
     end = time.monotonic() + 2.0
     while True:
         try:
-            return os.open(path, os.O_RDONLY)
+            return opener(path, os.O_RDONLY)
         except FileNotFoundError:
             pass
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            fd = opener(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
         except FileExistsError:
             continue  # another process created it between the two opens
         except PermissionError as exc:

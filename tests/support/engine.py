@@ -90,7 +90,7 @@ class FakeEngine:
 
     answers: dict[str, Any] = field(default_factory=dict)
     exit_codes: list[int] = field(default_factory=list)
-    captured: dict[str, str] = field(default_factory=dict)
+    captured: dict[str, Any] = field(default_factory=dict)  # text, exception or function
     calls: list[Call] = field(default_factory=list)
     streamed: list[tuple[str, ...]] = field(default_factory=list)
     while_streaming: Callable[[tuple[str, ...], Callable[[], None] | None], None] | None = None
@@ -117,7 +117,10 @@ class FakeEngine:
         key = " ".join(argv)
         if key not in self.captured:
             raise AssertionError(f"unscripted command: {key}")
-        return self.captured[key]
+        found = self.captured[key]
+        if isinstance(found, BaseException):
+            raise found
+        return found() if callable(found) else found
 
     def answer(self, verb: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         self.calls.append(Call(verb, args, dict(kwargs)))

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from orchestrator import report
+from orchestrator.engine.api import using
 from orchestrator.errors import BadInput
 from orchestrator.facts import builder
 from orchestrator.proxy import accesslog, prune, stats
 from orchestrator.proxy.front import CACHE_PATH, LOG_FORMAT
 from orchestrator.proxy.probe import PROBE_AGENT
 from orchestrator.units import human_bytes, parse_duration, parse_human, parse_size
+from tests.support.engine import FakeEngine
 from tests.unit.test_cli import assert_one_line_error, orchestrate
 
 WHEEL = "/index/orch-demo-lib/orch_demo_lib-1.0-py3-none-any.whl"
@@ -251,51 +253,52 @@ def engine_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return socket
 
 
+DU_COMMAND = "docker buildx du --verbose --filter type=exec.cachemount"
+
+
+def du_of(size: str) -> str:
+    """`buildx du --verbose` as Docker 28 prints it: the one mount of ``RENDERED``."""
+    return (
+        f"ID:\t\tm0\nSize:\t\t{size}\n"
+        'Description:\tcached mount /c from exec pip install x with id "ns-pip-0"\n'
+    )
+
+
 @pytest.mark.serial
-def test_the_mounts_are_weighed_beside_the_build_and_after_it(
-    engine_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    weights = iter([1000, 5000])
+def test_the_mounts_are_weighed_beside_the_build_and_after_it(engine_cache: Path) -> None:
+    weights = iter([du_of("1kB"), du_of("5kB")])
 
-    def weigher(ids: object, builder: object) -> Any:
-        def weigh() -> int:
-            time.sleep(0.3)  # `buildx du` on Docker 28: 0.2-0.45 s
-            return next(weights)
+    def weigh() -> str:
+        time.sleep(0.3)  # `buildx du` on Docker 28: 0.2-0.45 s
+        return next(weights)
 
-        return weigh
-
-    monkeypatch.setattr(report, "_weigher", weigher)
-    started = time.monotonic()
-    watcher = report.Watcher.start("cache-mount", rendered=RENDERED)
-    assert time.monotonic() - started < 0.2, "the build does not wait for the weighing"
-    made = watcher.finish()
+    fake = FakeEngine(captured={DU_COMMAND: weigh})
+    with using(fake):
+        started = time.monotonic()
+        watcher = report.Watcher.start("cache-mount", rendered=RENDERED)
+        assert time.monotonic() - started < 0.2, "the build does not wait for the weighing"
+        made = watcher.finish()
     assert (made.source, made.before, made.after) == ("buildx-du", 1000, 5000)
+    assert fake.verbs() == ["capture", "capture"]
 
 
 def test_a_builder_seen_not_to_name_mounts_is_not_asked_again_until_it_changes(
-    engine_cache: Path, monkeypatch: pytest.MonkeyPatch
+    engine_cache: Path,
 ) -> None:
-    asked: list[str | None] = []
-
-    def weigher(ids: object, builder: str | None) -> Any:
-        def weigh() -> int:
-            asked.append(builder)
-            raise report.NotTold
-
-        return weigh
-
-    monkeypatch.setattr(report, "_weigher", weigher)
-    first = report.Watcher.start("cache-mount", rendered=RENDERED).finish()
-    assert (first.source, first.note) == ("not-told", report.NOT_TOLD)
-    assert builder.observed(report.DU_NAMES_MOUNTS, None) is False
-    seen = report.Watcher.start("cache-mount", rendered=RENDERED)
-    assert (seen.source, seen.note, len(asked)) == ("not-told", report.NOT_TOLD, 1)
-    assert builder.observed(report.DU_NAMES_MOUNTS, "other") is None  # per builder
-    engine_cache.unlink()
-    engine_cache.touch()  # the engine restarted: its socket is new
-    assert builder.observed(report.DU_NAMES_MOUNTS, None) is None
-    report.Watcher.start("cache-mount", rendered=RENDERED).finish()
-    assert len(asked) == 2
+    blind = "ID:\t\tm0\nSize:\t\t1kB\nDescription:\tcached mount /c from exec pip install x\n"
+    fake = FakeEngine(captured={DU_COMMAND: blind})  # BuildKit 0.8: no ids to tell apart
+    with using(fake):
+        first = report.Watcher.start("cache-mount", rendered=RENDERED).finish()
+        assert (first.source, first.note) == ("not-told", report.NOT_TOLD)
+        assert builder.observed(report.DU_NAMES_MOUNTS, None) is False
+        seen = report.Watcher.start("cache-mount", rendered=RENDERED)
+        assert (seen.source, seen.note, len(fake.calls)) == ("not-told", report.NOT_TOLD, 1)
+        assert builder.observed(report.DU_NAMES_MOUNTS, "other") is None  # per builder
+        engine_cache.unlink()
+        engine_cache.touch()  # the engine restarted: its socket is new
+        assert builder.observed(report.DU_NAMES_MOUNTS, None) is None
+        report.Watcher.start("cache-mount", rendered=RENDERED).finish()
+    assert len(fake.calls) == 2
 
 
 # --- stats and prune ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
@@ -115,13 +116,11 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_on_a_terminal_the_console_has_colour_and_no_json(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_on_a_terminal_the_console_has_colour_and_no_json() -> None:
     terminal = _Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    log.configure("auto")
-    log.get_logger("test").warning("builder must be prepared", command="docker")
+    with redirect_stderr(terminal):  # stderr is a terminal, as capsys makes it a file
+        log.configure("auto")
+        log.get_logger("test").warning("builder must be prepared", command="docker")
     text = terminal.getvalue()
     assert "builder must be prepared" in text
     assert ESC in text

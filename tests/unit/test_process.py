@@ -60,7 +60,7 @@ def test_ctrl_c_stops_the_child_before_orchestrate_ends(tmp_path: Path) -> None:
     script = (
         "from orchestrator.engine import process\n"
         "process.stream(['sh', '-c', "
-        f"'trap \"echo stopped > {mark}; exit 7\" INT; echo ready; "
+        f'\'trap "echo stopped > {mark}; exit 7" INT; echo ready; '
         "sleep 30 >/dev/null 2>&1 & wait'])\n"
     )
     parent = subprocess.Popen(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -18,13 +19,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from python_on_whales.exceptions import DockerException, NoSuchContainer
+from python_on_whales.exceptions import DockerException
 
-from orchestrator.engine import client as engine
+from orchestrator.engine.api import using
 from orchestrator.errors import ProxyUnavailable
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import create, lifecycle, locking, probe, state
 from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL
+from tests.support.engine import FakeEngine, absent, container
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 PAGE = json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": []}).encode()
@@ -166,21 +168,21 @@ def settings_at(port: int, **changes: Any) -> ProxySettings:
 
 
 @pytest.mark.serial
-def test_a_hung_front_is_given_up_on_without_asking_docker(
-    silent_port: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(engine, "client", lambda: pytest.fail("Docker was asked"))
+def test_a_hung_front_is_given_up_on_without_asking_docker(silent_port: int) -> None:
+    docker = FakeEngine()  # answers nothing: a Docker call fails the test
     started = time.monotonic()
-    with pytest.raises(ProxyUnavailable, match="accepts connections but does not answer"):
+    with (
+        using(docker),
+        pytest.raises(ProxyUnavailable, match="accepts connections but does not answer"),
+    ):
         lifecycle.ensure(settings_at(silent_port), budget=0.85)
     assert time.monotonic() - started < probe.IDENTITY_TIMEOUT + 0.3
+    assert docker.calls == []
 
 
 @pytest.mark.serial  # the front must answer within the decision's budget (0.85 s)
-def test_a_front_with_our_settings_is_used_without_docker(
-    front: Callable[..., Front], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(engine, "client", lambda: pytest.fail("Docker was asked"))
+def test_a_front_with_our_settings_is_used_without_docker(front: Callable[..., Front]) -> None:
+    docker = FakeEngine()  # answers nothing: a Docker call fails the test
     placeholder = front({})
     settings = settings_at(placeholder.server.server_port)
     digest = state.wanted_spec(settings).digest
@@ -190,8 +192,10 @@ def test_a_front_with_our_settings_is_used_without_docker(
             "/offline/index/demo/": (200, JSON_TYPE, PAGE),
         }
     )
-    found = lifecycle.ensure(settings, budget=0.85)
+    with using(docker):
+        found = lifecycle.ensure(settings, budget=0.85)
     assert (found.healthy, found.state) == (True, "running")
+    assert docker.calls == []
 
 
 @pytest.mark.serial  # left(0.1) is 0.1 only while under 0.1 s of the 0.2 have passed
@@ -247,94 +251,74 @@ def test_a_lock_file_another_user_made_is_opened_without_o_creat(
     path = locking._lock_path("px")
     path.touch(mode=0o444)
     opened: list[int] = []
-    real_open = locking.os.open
 
     def spying_open(file: Any, flags: int, *args: Any) -> int:
         opened.append(flags)
-        return real_open(file, flags, *args)
+        return os.open(file, flags, *args)
 
-    monkeypatch.setattr(locking.os, "open", spying_open)
-    locking.os.close(locking._open_lock(path))
+    os.close(locking._open_lock(path, spying_open))
     assert opened
-    assert all(not flags & locking.os.O_CREAT for flags in opened)
+    assert all(not flags & os.O_CREAT for flags in opened)
 
 
 # --- the engine's unique names: somebody else's proxy is used, never removed ------------------
 
 
-def _container(ident: str, labels: dict[str, str], running: bool = True) -> SimpleNamespace:
-    return SimpleNamespace(
-        id=ident,
-        config=SimpleNamespace(labels=labels, image="img"),
-        state=SimpleNamespace(running=running, paused=False, status="running"),
-    )
-
-
-class FakeContainers:
+def name_taken_by(theirs: SimpleNamespace) -> FakeEngine:
     """Docker as another process left it: the name was free at look-up, taken at create."""
 
-    def __init__(self, theirs: SimpleNamespace) -> None:
-        self.theirs = theirs
-        self.calls: list[str] = []
-        self.looked_up = False
-
-    def create(self, image: str, **options: Any) -> None:
-        self.calls.append(f"create {options['name']}")
+    def taken(image: str, **options: Any) -> None:
         message = f'Conflict. The container name "/{options["name"]}" is already in use'
         raise DockerException(["docker", "create"], 125, b"", message.encode())
 
-    def inspect(self, name: str) -> SimpleNamespace:
-        self.calls.append(f"inspect {name}")
-        return self.theirs
+    return FakeEngine(
+        {
+            "version": "28.5",  # the engine answers: the create was refused, not lost
+            "container.create": taken,
+            "container.inspect": theirs,
+            "container.start": None,
+            "container.remove": None,
+        }
+    )
 
-    def start(self, ident: Any) -> None:
-        self.calls.append(f"start {ident}")
 
-    def remove(self, ident: Any, **options: Any) -> None:
-        self.calls.append(f"remove {ident}")
-
-
-def test_a_name_taken_while_creating_is_someone_else_s_proxy_and_used(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_name_taken_while_creating_is_someone_else_s_proxy_and_used() -> None:
     settings = ProxySettings(ca_bundle="off")
     proxy = state.wanted_spec(settings, ("img", "front-img"))
-    theirs = _container("c0ffee", {OWNER_LABEL: OWNER, CONFIG_LABEL: proxy.digest}, False)
-    containers = FakeContainers(theirs)
-    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(container=containers))
-    monkeypatch.setattr(engine, "reachable", lambda: True)
-    with ExitStack() as undo:
+    labels = {OWNER_LABEL: OWNER, CONFIG_LABEL: proxy.digest}
+    docker = name_taken_by(container("c0ffee", labels=labels, running=False))
+    with using(docker), ExitStack() as undo:
         create.create_container(proxy, proxy.front, undo, "app")
     # The undo ran at the block's end, as it does when the proxy then fails to serve:
     # nothing on it removes their container.
-    assert containers.calls == [
-        f"create {settings.name}",
-        f"inspect {settings.name}",
-        "start c0ffee",  # created, not started yet by its maker: started, never removed
+    calls = [(c.verb, c.args[:1]) for c in docker.calls if c.verb != "version"]
+    assert calls == [
+        ("container.create", (proxy.front.image,)),
+        ("container.inspect", (settings.name,)),
+        ("container.start", ("c0ffee",)),  # created, not started yet by its maker: started
     ]
 
 
-def test_a_name_taken_with_other_settings_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_taken_with_other_settings_is_not_used() -> None:
     settings = ProxySettings(ca_bundle="off")
     proxy = state.wanted_spec(settings, ("img", "front-img"))
     # Not running yet: using it would start it, so a use shows in the calls.
-    theirs = _container("c0ffee", {OWNER_LABEL: OWNER, CONFIG_LABEL: "other"}, False)
-    containers = FakeContainers(theirs)
-    monkeypatch.setattr(engine, "client", lambda: SimpleNamespace(container=containers))
-    monkeypatch.setattr(engine, "reachable", lambda: True)
-    with pytest.raises(ProxyUnavailable, match="with other settings"), ExitStack() as undo:
+    labels = {OWNER_LABEL: OWNER, CONFIG_LABEL: "other"}
+    docker = name_taken_by(container("c0ffee", labels=labels, running=False))
+    with (
+        using(docker),
+        pytest.raises(ProxyUnavailable, match="with other settings"),
+        ExitStack() as undo,
+    ):
         create.create_container(proxy, proxy.front, undo, "app")
     # Looked at, then neither started nor removed, the undo run.
-    assert containers.calls == [f"create {settings.name}", f"inspect {settings.name}"]
+    verbs = [verb for verb in docker.verbs() if verb != "version"]
+    assert verbs == ["container.create", "container.inspect"]
 
 
-def test_a_vanished_container_is_absent_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    def inspect(name: str) -> None:
-        raise NoSuchContainer(["docker", "inspect", name], 1, b"", b"Error: No such container")
-
-    client = SimpleNamespace(container=SimpleNamespace(inspect=inspect))
-    monkeypatch.setattr(engine, "client", lambda: client)
-    assert state.find("px") is None
+def test_a_vanished_container_is_absent_not_refused() -> None:
+    with using(FakeEngine({"container.inspect": absent("container", "px")})):
+        assert state.find("px") is None
 
 
 # --- the upstream's check ---------------------------------------------------------------------
