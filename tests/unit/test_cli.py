@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,29 @@ import pytest
 from orchestrator.cli.parser import build_parser, named_command
 from orchestrator.profiles import json_schema
 from tests.conftest import REPO, write_profile
+from tests.support.cli import run_cli
+from tests.support.engine import FakeEngine
 
 
-def orchestrate(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
-    """Run the real entry point in a subprocess, as a user would."""
+def orchestrate(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    engine: FakeEngine | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The entry point in this process (``tests/support/cli.py``), JSON logs, with this
+    environment and working directory; Docker is a fake that answers nothing unless one
+    is given, so a command that was not meant to ask Docker fails the test."""
+    with environment(env or {}), contextlib.chdir(cwd):
+        ran = run_cli("--log-format", "json", *args, engine=engine)
+    return subprocess.CompletedProcess(list(args), ran.code, ran.stdout, ran.stderr)
+
+
+def orchestrate_process(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    """The real entry point in a process of its own, as a user starts it, on the real
+    engine: for the few tests about the process itself (start-up, pipes, the engine)."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", "--log-format", "json", *args],
         capture_output=True,
@@ -26,6 +47,25 @@ def orchestrate(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO)
         timeout=60,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def environment(changes: dict[str, str]) -> Iterator[None]:
+    """These variables set (an empty value unsets one) for the block, then put back."""
+    saved = {name: os.environ.get(name) for name in changes}
+    try:
+        for name, value in changes.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def stderr_records(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
@@ -135,7 +175,9 @@ def test_schema_command_matches_the_shipped_schema_file() -> None:
 
 
 def test_unreachable_engine_exits_3(tmp_path: Path) -> None:
-    result = orchestrate("build", "example", env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
+    """The real engine, in a real process: its socket is not there."""
+    no_engine = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
+    result = orchestrate_process("build", "example", env=no_engine)
     assert_one_line_error(result, 3, "cannot reach the Docker engine")
 
 
@@ -146,7 +188,7 @@ def test_usage_error_exits_2_in_one_line() -> None:
 
 def test_dry_run_with_the_engine_stopped_exits_3_like_a_real_run(tmp_path: Path) -> None:
     """A dry run cannot tell what the builder can do without asking it (issue 15)."""
-    result = orchestrate(
+    result = orchestrate_process(
         "build",
         "example",
         "--dry-run",
