@@ -40,14 +40,17 @@ def test_up_creates_a_labelled_loopback_front_before_proxpi(
     front = docker.container.inspect(proxy["name"])
     backend = docker.container.inspect(f"{proxy['name']}-backend")
     for container, role in ((front, "front"), (backend, "backend")):
-        assert container.config.labels[OWNER_LABEL] == OWNER
-        assert container.config.labels[ROLE_LABEL] == role
-        assert container.host_config.restart_policy.name == "always"
-    bindings = front.host_config.port_bindings["5000/tcp"]
+        labels = container.config.labels or {}
+        assert labels[OWNER_LABEL] == OWNER
+        assert labels[ROLE_LABEL] == role
+        policy = container.host_config.restart_policy
+        assert policy is not None
+        assert policy.name == "always"
+    bindings = (front.host_config.port_bindings or {})["5000/tcp"] or []
     published = sorted((b.host_ip, b.host_port) for b in bindings)
     assert published == [("127.0.0.1", str(proxy["port"]))]
     assert not backend.host_config.port_bindings, "only the front is published"
-    env = dict(item.split("=", 1) for item in backend.config.env)
+    env = dict(item.split("=", 1) for item in backend.config.env or [])
     assert env["PROXPI_CACHE_DIR"] == "/var/cache/proxpi"
     assert float(env["PROXPI_DOWNLOAD_TIMEOUT"]) >= 60
 
@@ -64,11 +67,8 @@ def test_cache_survives_second_install_restart_and_recreation(
         "orch_demo_app",
         "orch_demo_lib",
     ]
-    backend_ip = (
-        docker.container.inspect(f"{proxy['name']}-backend")
-        .network_settings.networks[proxy["network"]]
-        .ip_address
-    )
+    inspected = docker.container.inspect(f"{proxy['name']}-backend")
+    backend_ip = (inspected.network_settings.networks or {})[proxy["network"]].ip_address
     # Besides proxpi, orchestrate asks only whether the upstream is up: a HEAD of its root.
     others = {(r["method"], r["path"]) for r in upstream.requests() if r["client"] != backend_ip}
     assert others <= {("HEAD", "/simple/")}, "only proxpi, behind the front, fetches packages"

@@ -120,7 +120,7 @@ class FakeEngine:
         found = self.captured[key]
         if isinstance(found, BaseException):
             raise found
-        return found() if callable(found) else found
+        return str(found() if callable(found) else found)
 
     def answer(self, verb: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         self.calls.append(Call(verb, args, dict(kwargs)))

@@ -61,11 +61,11 @@ def environment(changes: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
+        for name, before in saved.items():
+            if before is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = before
 
 
 def stderr_records(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:

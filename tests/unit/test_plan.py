@@ -14,7 +14,7 @@ from orchestrator.errors import BadInput, ExitCode, ProxyUnavailable
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan import render
 from orchestrator.plan.build import plan_build
-from orchestrator.plan.model import BuildOptions, BuildPlan
+from orchestrator.plan.model import BuildOptions, BuildPlan, Decision
 from orchestrator.profiles import ProfileStore
 from orchestrator.urls import redact
 from tests.conftest import write_profile
@@ -98,7 +98,7 @@ def option_values(plan: BuildPlan, option: str) -> list[str]:
     return [plan.argv[i + 1] for i, word in enumerate(plan.argv) if word == option]
 
 
-def decision(plan: BuildPlan, topic: str):
+def decision(plan: BuildPlan, topic: str) -> Decision:
     (found,) = [d for d in plan.decisions if d.topic == topic]
     return found
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import BadInput, ExitCode
-from orchestrator.profiles import ProfileStore, json_schema
+from orchestrator.profiles import ProfileStore, ResolvedProfile, json_schema
 from tests.conftest import REPO, write_profile
 
 MINIMAL = "context: ../ctx\n"
 
 
-def resolve(directory: Path, name: str = "app"):
+def resolve(directory: Path, name: str = "app") -> ResolvedProfile:
     return ProfileStore(directory).resolve(name)
 
 
