@@ -27,14 +27,7 @@ OFF = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\nproxy: off\n"
 Interrupt = Callable[[], None] | None
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    socket = tmp_path / "docker.sock"
-    socket.touch()
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 
 
 def orchestrate(profiles_dir: Path, *args: str, engine: FakeEngine) -> Ran:

@@ -26,10 +26,7 @@ UNREACHABLE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 
 
 def orchestrate(profiles_dir: Path, *args: str, engine: FakeEngine) -> Ran:

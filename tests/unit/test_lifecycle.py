@@ -9,7 +9,6 @@ pages actually served, as on a real proxy.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,11 +34,7 @@ FRONT = "orchestrator-proxpi"
 BACKEND = "orchestrator-proxpi-backend"
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Locks and remembered facts of the test's own."""
-    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 
 
 def settings(port: int, **changes: Any) -> ProxySettings:

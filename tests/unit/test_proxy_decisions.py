@@ -6,11 +6,9 @@ engine does, through orchestrator's one call site.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -27,62 +25,9 @@ from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import create, lifecycle, locking, probe, state
 from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL
 from tests.support.engine import FakeEngine, absent, container
+from tests.support.front import JSON_TYPE, PAGE, Front, closed_port
 
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-PAGE = json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": []}).encode()
 HTML_PAGE = b'<html><body><a href="demo-1.0-py3-none-any.whl#sha256=00">demo</a></body></html>'
-
-Route = tuple[int, str, bytes]
-
-
-class Front:
-    """A stand-in for the proxy's front: fixed answers by path, and every path asked."""
-
-    def __init__(self, routes: dict[str, Route]) -> None:
-        self.routes = routes
-        self.asked: list[str] = []
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                front.asked.append(self.path)
-                status, content_type, body = front.routes.get(self.path, (404, "text/plain", b""))
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_HEAD = do_GET  # noqa: N815 - http.server's naming
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/index/"
-
-
-@pytest.fixture
-def front() -> Iterator[Callable[[dict[str, Route]], Front]]:
-    started: list[Front] = []
-
-    def start(routes: dict[str, Route]) -> Front:
-        served = Front(routes)
-        served.thread.start()
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        served.server.shutdown()
-        served.server.server_close()
 
 
 @pytest.fixture
@@ -93,14 +38,6 @@ def silent_port() -> Iterator[int]:
     sock.listen(16)
     yield int(sock.getsockname()[1])
     sock.close()
-
-
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 # --- what counts as a served page -------------------------------------------------------------

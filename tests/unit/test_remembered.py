@@ -28,15 +28,7 @@ PIP = "FROM python\nCOPY requirements.txt .\nRUN pip install -r requirements.txt
 OPTIONS = BuildOptions()
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A user cache, lock directory and engine of the test's own."""
-    socket = tmp_path / "docker.sock"
-    socket.touch()
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 
 
 @pytest.fixture

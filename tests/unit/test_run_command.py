@@ -26,13 +26,7 @@ IMAGE = SimpleNamespace(
 )
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 
 
 def orchestrate(profiles_dir: Path, *args: str, engine: FakeEngine) -> Ran:
