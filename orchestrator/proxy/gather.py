@@ -9,8 +9,12 @@ import time
 
 from orchestrator.errors import Conflict, DockerRefused, ProxyUnavailable
 from orchestrator.facts.model import ProxyFacts
-from orchestrator.profiles import ResolvedProfile
+from orchestrator.log import get_logger
+from orchestrator.profiles import ProxySettings, ResolvedProfile
 from orchestrator.proxy import lifecycle, probe
+from orchestrator.proxy.locking import ProxyBusy, creation_lock
+
+log = get_logger(__name__)
 
 
 def proxy_facts(resolved: ResolvedProfile, *, no_proxy: bool, dry_run: bool) -> ProxyFacts | None:
@@ -28,26 +32,65 @@ def proxy_facts(resolved: ResolvedProfile, *, no_proxy: bool, dry_run: bool) -> 
     clock = lifecycle.Clock()
     remember = probe.remembered_for(settings.index_ttl)
     upstream = None if settings.url else probe.UpstreamCheck(settings.index, remember)
-    found = _proxy(resolved, dry_run=dry_run, clock=clock)
+    found = _proxy(resolved, dry_run=dry_run, clock=clock, upstream=upstream)
     return probe.decided(found, upstream, started, clock.creating)
 
 
-def _proxy(resolved: ResolvedProfile, *, dry_run: bool, clock: lifecycle.Clock) -> ProxyFacts:
+def _proxy(
+    resolved: ResolvedProfile,
+    *,
+    dry_run: bool,
+    clock: lifecycle.Clock,
+    upstream: probe.UpstreamCheck | None,
+) -> ProxyFacts:
     settings = resolved.profile.proxy
     requester = lifecycle.Requester(profile=resolved.name, replace=False)
-    budget = probe.DECISION_BUDGET
     try:
         if dry_run:
-            return lifecycle.predict(settings, requester, budget=budget)
-        found = lifecycle.ensure(
-            settings,
-            allow_build=settings.mode == "require",
-            requester=requester,
-            budget=budget,
-            clock=clock,
-        )
+            return lifecycle.predict(settings, requester, budget=probe.DECISION_BUDGET)
+        try:
+            found = _ensure(settings, requester, clock)
+        except ProxyBusy:
+            if upstream is None or not upstream.result()[0].ok:
+                raise  # nothing to wait for: a proxy being made now could fetch nothing
+            found = _after_its_maker(settings, requester, clock)
     except (ProxyUnavailable, DockerRefused, Conflict) as exc:
         if settings.mode == "require" and not isinstance(exc, ProxyUnavailable):
             raise
         return ProxyFacts(healthy=False, reason=exc.message)
     return found.facts()
+
+
+def _ensure(
+    settings: ProxySettings, requester: lifecycle.Requester, clock: lifecycle.Clock
+) -> lifecycle.ProxyStatus:
+    return lifecycle.ensure(
+        settings,
+        allow_build=settings.mode == "require",
+        requester=requester,
+        budget=probe.DECISION_BUDGET,
+        clock=clock,
+    )
+
+
+def _after_its_maker(
+    settings: ProxySettings, requester: lifecycle.Requester, clock: lifecycle.Clock
+) -> lifecycle.ProxyStatus:
+    """Another process holds the proxy's lock (it creates or starts the proxy) and the
+    upstream answers: wait for it, up to the proxy's start-up timeout, as for a proxy this
+    build made itself (the wait is exempt from the decision's bound), then decide as usual.
+    Many CI jobs starting together on a cold runner then all go through the one proxy, and
+    each file is fetched from the upstream once, rather than each job falling back and
+    fetching everything itself."""
+    log.info(
+        "waiting for the proxy another orchestrate is making",
+        proxy=settings.name,
+        up_to=settings.startup_timeout,
+    )
+    began = time.monotonic()
+    try:
+        with creation_lock(settings.name, settings.startup_timeout):
+            pass
+    finally:
+        clock.creating += time.monotonic() - began
+    return _ensure(settings, requester, clock)

@@ -19,6 +19,10 @@ from orchestrator.errors import ProxyUnavailable
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
+class ProxyBusy(ProxyUnavailable):
+    """Another process holds the proxy's lock (it creates or starts it) past the wait."""
+
+
 @contextmanager
 def creation_lock(name: str, timeout: float | None = None) -> Iterator[None]:
     """Serialise find-or-create for every user of this machine and engine.
@@ -96,7 +100,7 @@ def _acquire(fd: int, name: str, timeout: float | None) -> None:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise
         if time.monotonic() >= end:
-            raise ProxyUnavailable(
+            raise ProxyBusy(
                 f"another orchestrate is creating or starting proxy '{name}'; "
                 "this build does not wait for it"
             )

@@ -5,7 +5,9 @@ published on, asked of Docker."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +19,7 @@ from orchestrator.errors import Conflict
 from orchestrator.profiles import ProfileStore, ResolvedProfile
 from orchestrator.proxy import state
 from orchestrator.proxy.gather import proxy_facts
+from orchestrator.proxy.locking import creation_lock
 from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL, PROFILE_LABEL
 from tests.conftest import write_profile
 from tests.support.engine import FakeEngine, container
@@ -169,3 +172,62 @@ def test_a_bridged_proxy_is_never_taken_on_its_word_alone(profiles_dir: Path) ->
     """Its settings include the gateway, which only Docker can say: no fast path."""
     app = resolved(profiles_dir, "  bridge: true\n  ca_bundle: off\n")
     assert state.answering(app.profile.proxy) is None
+
+
+# --- many jobs at once: a build waits for the proxy another process is making ------------------
+
+
+def held_by_a_maker(name: str, then: Callable[[], None], seconds: float) -> threading.Thread:
+    """Another process making the proxy: it holds the lock (a descriptor of its own, as
+    another process would) for ``seconds``, does ``then`` (the proxy now serves), lets go."""
+    held = threading.Event()
+
+    def make() -> None:
+        with creation_lock(name):
+            held.set()
+            time.sleep(seconds)
+            then()
+
+    maker = threading.Thread(target=make, daemon=True)
+    maker.start()
+    held.wait(5)
+    return maker
+
+
+def test_a_build_waits_for_the_proxy_another_process_is_making(
+    profiles_dir: Path, front: Fronts
+) -> None:
+    upstream = front({"/simple/": (200, "text/html", b"")})
+    proxy = front({})  # not serving yet: being made
+    app = resolved(profiles_dir, at(proxy.port, upstream.port))
+    digest = state.wanted_spec(app.profile.proxy).digest
+
+    def ready() -> None:
+        proxy.identifies(digest)
+        proxy.serves()
+
+    maker = held_by_a_maker(app.profile.proxy.name, ready, 1.5)
+    fake = FakeEngine()  # once made, it answers over HTTP: no Docker call
+    with using(fake):
+        found = proxy_facts(app, no_proxy=False, dry_run=False)
+    maker.join(5)
+    assert found is not None
+    assert (found.healthy, found.offline, found.digest) == (True, None, digest), found.reason
+    assert fake.calls == []
+
+
+@pytest.mark.serial  # it must decide before the maker's 3 s are out
+def test_a_build_does_not_wait_for_a_proxy_being_made_while_the_upstream_is_down(
+    profiles_dir: Path, front: Fronts
+) -> None:
+    """A proxy made now could fetch nothing: the fallback, at once."""
+    proxy = front({})
+    app = resolved(profiles_dir, at(proxy.port))  # the upstream: a closed port
+    maker = held_by_a_maker(app.profile.proxy.name, lambda: None, 3.0)
+    with using(FakeEngine()):
+        found = proxy_facts(app, no_proxy=False, dry_run=False)
+    assert maker.is_alive(), "the build did not wait for the maker"
+    assert found is not None
+    assert not found.healthy
+    assert "another orchestrate is creating or starting" in found.reason
+    maker.join(5)
