@@ -181,6 +181,15 @@ def steps_proxy_url(
             "with host networking the loopback-published port is reachable",
         )
         return settings.host_url
+    if not is_loopback(settings.host_url):
+        out.decide(
+            "proxy address",
+            settings.host_url,
+            "published on a routable address (proxy.bind), which RUN steps reach from the "
+            "default network",
+        )
+        return settings.host_url
+    assert facts.bridge_gateway, "only a proxy published on the bridge is reached this way"
     url = f"http://{facts.bridge_gateway}:{settings.port}/index/"
     out.decide("proxy address", url, "the proxy is also published on the default bridge's gateway")
     return url

@@ -193,6 +193,17 @@ def test_ipv6_wildcard_bind_is_reached_through_ipv6_loopback(make_plan: MakePlan
     assert has_host_network(plan)
 
 
+def test_a_proxy_bound_to_a_routable_address_is_reached_there(make_plan: MakePlan) -> None:
+    """The shared-proxy recipe: the cache host publishes the proxy on its own address;
+    RUN steps on the default network reach it there (it planned http://None/ before)."""
+    plan = make_plan("proxy: {bind: 10.251.0.1, port: 5010}\n")
+    assert plan.mode == "proxy"
+    assert plan.index_url == "http://10.251.0.1:5010/index/"
+    assert plan.build_env["PIP_INDEX_URL"] == "http://10.251.0.1:5010/index/"
+    assert not has_host_network(plan)
+    assert "routable address" in decision(plan, "proxy address").reason
+
+
 def test_profile_network_default_cannot_reach_a_loopback_proxy(make_plan: MakePlan) -> None:
     plan = make_plan("network: default\n")
     assert not has_host_network(plan)
