@@ -390,3 +390,39 @@ def test_files_and_other_requests_pass_the_client_s_accept_on() -> None:
     for uri in ("/index/demo/demo-1.0-py3-none-any.whl", "/health", "/"):
         request = {"uri": uri, "http_accept": "*/*", "arg_format": ""}
         assert MAPS.value("proxpi_accept", request) == "*/*"
+
+
+# --- what is marked immutable -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "status", "marked"),
+    [
+        ("/index/demo/demo-1.0-py3-none-any.whl", "200", True),
+        ("/offline/index/demo/demo-1.0-py3-none-any.whl", "200", True),
+        # proxpi's redirect to the upstream (cache_size 0, download timeout, failed fetch)
+        ("/index/demo/demo-1.0-py3-none-any.whl", "302", False),
+        ("/index/demo/demo-1.0-py3-none-any.whl", "301", False),
+        ("/index/demo/demo-1.0-py3-none-any.whl", "307", False),
+        ("/index/demo/demo-1.0-py3-none-any.whl", "304", False),
+        ("/index/demo/demo-1.0-py3-none-any.whl", "404", False),
+        ("/index/demo/demo-1.0-py3-none-any.whl", "500", False),
+        ("/index/demo/", "200", False),
+        ("/", "200", False),
+    ],
+)
+def test_only_a_file_s_200_is_marked_immutable(uri: str, status: str, marked: bool) -> None:
+    request = {"uri": uri, "status": status, "http_accept": PIP, "arg_format": ""}
+    expected = front.FILE_CACHE_CONTROL if marked else ""
+    assert MAPS.value("file_cache_control", request) == expected
+
+
+def test_only_a_file_s_200_is_kept_by_the_front() -> None:
+    """`proxy_cache_valid 200 ...` with a status named keeps that status alone (without
+    one, nginx would keep 301 and 302 too): a redirect is asked for again next time."""
+    valid = [
+        line.split() for line in nginx_conf(CONFIG).splitlines() if "proxy_cache_valid" in line
+    ]
+    assert valid
+    assert all(words[1] == "200" and len(words) == 3 for words in valid), valid
+    assert "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;" in nginx_conf(CONFIG)

@@ -282,10 +282,10 @@ def test_front_marks_files_immutable_for_the_installers_own_caches() -> None:
     seen in BuildKit's log on both engines)."""
     conf = front_conf()
     assert "proxy_hide_header Cache-Control;" in conf
-    marks = block(conf, "map $variant $file_cache_control")
-    assert 'file "max-age=365000000, immutable, public";' in marks
-    assert 'default "";' in marks  # pages: no header, as before
-    assert "add_header Cache-Control $file_cache_control;" in conf  # not `always`: no 404
+    marks = block(conf, 'map "$variant:$status" $file_cache_control')
+    assert '"file:200" "max-age=365000000, immutable, public";' in marks
+    assert 'default "";' in marks  # pages, redirects, errors: no header
+    assert "add_header Cache-Control $file_cache_control;" in conf
 
 
 def test_front_keys_pages_by_pep691_format_and_asks_proxpi_for_that_format() -> None:
