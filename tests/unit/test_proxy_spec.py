@@ -303,6 +303,14 @@ def test_offline_location_never_reaches_proxpi() -> None:
     assert "proxpi" not in offline
 
 
+def test_offline_never_waits_for_an_online_fill_of_the_same_entry() -> None:
+    """With the server's lock, an offline lookup of an entry being filled waited for that
+    fill (seen: 5.5 s; up to proxpi's read timeout with the upstream hung)."""
+    conf = front_conf()
+    assert "proxy_cache_lock on;" in conf  # online: one download per file
+    assert "proxy_cache_lock off;" in block(conf, "location /offline/")
+
+
 def test_offline_answers_404_for_what_is_not_cached_and_logs_it() -> None:
     conf = front_conf()
     offline = block(conf, "location /offline/")
