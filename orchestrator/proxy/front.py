@@ -8,12 +8,18 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
 - pages are fresh for the index TTL, then refreshed in the background while the last good
   copy is served (``use_stale updating`` with ``background_update``), and served stale
   for as long as the upstream fails, also after a restart (the cache is on disk);
-- files never change, so they are kept for good; ``proxy_cache_lock`` lets one request
-  fetch a file while the others wait for it, so each file is downloaded once;
+- a page is kept once per format (PEP 691 JSON or HTML); the front chooses the format
+  from ``?format=`` and the weights in ``Accept`` as proxpi would, and asks proxpi for
+  exactly that type, so what a key holds is always the format it names;
+- files never change, so they are kept for good and marked ``immutable`` for the
+  installers' own caches (a file's 200 only: never a redirect, never an error);
+  ``proxy_cache_lock`` lets one request fetch a file while the others wait for it, so
+  each file is downloaded once;
 - ``/offline/index/`` serves the same cache without ever asking proxpi: builds use it
   when the upstream is known to be down, so no request reaches it, and a package that is
   not cached fails at once (a 404, which pip does not retry) instead of after proxpi's
-  timeouts;
+  timeouts; it takes no cache lock, so it never waits for an online request's fill
+  either;
 - proxpi is found by name through Docker's DNS at request time, not at start: the front
   starts, and serves its cache, while proxpi is down or not created yet, and follows
   proxpi to a new address when it is recreated;
