@@ -8,12 +8,18 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
 - pages are fresh for the index TTL, then refreshed in the background while the last good
   copy is served (``use_stale updating`` with ``background_update``), and served stale
   for as long as the upstream fails, also after a restart (the cache is on disk);
-- files never change, so they are kept for good; ``proxy_cache_lock`` lets one request
-  fetch a file while the others wait for it, so each file is downloaded once;
+- a page is kept once per format (PEP 691 JSON or HTML); the front chooses the format
+  from ``?format=`` and the weights in ``Accept`` as proxpi would, and asks proxpi for
+  exactly that type, so what a key holds is always the format it names;
+- files never change, so they are kept for good and marked ``immutable`` for the
+  installers' own caches (a file's 200 only: never a redirect, never an error);
+  ``proxy_cache_lock`` lets one request fetch a file while the others wait for it, so
+  each file is downloaded once;
 - ``/offline/index/`` serves the same cache without ever asking proxpi: builds use it
   when the upstream is known to be down, so no request reaches it, and a package that is
   not cached fails at once (a 404, which pip does not retry) instead of after proxpi's
-  timeouts;
+  timeouts; it takes no cache lock, so it never waits for an online request's fill
+  either;
 - proxpi is found by name through Docker's DNS at request time, not at start: the front
   starts, and serves its cache, while proxpi is down or not created yet, and follows
   proxpi to a new address when it is recreated;
@@ -23,15 +29,28 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
   serves the access log (JSON lines, ranges allowed) for what a build fetched
   (``accesslog``).
 
-The configuration is data, passed to the container in a variable and written by its
-command at start, so any nginx image serves (the official one, or ours built on the
-local base), and nothing on the host must stay in place for the container to restart.
+The configuration is the packaged template ``orchestrator/resources/front/nginx.conf.template``
+with this proxy's values in its ``{{name}}`` placeholders (``render``: no template engine,
+nothing but those names replaced, and its text is the same for the same settings: its
+digest is part of the proxy's identity). It is data, passed to the container in a variable
+and written by its command at start, so any nginx image serves (the official one, or ours
+built on the local base), and nothing on the host must stay in place for the container to
+restart.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
+TEMPLATE = "front/nginx.conf.template"  # under orchestrator/resources
+# `{{name}}`: nginx's own variables are `$name` and its blocks single braces, so a placeholder
+# never stands for anything nginx means.
+PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 FRONT_DIR = "/var/cache/orchestrator-front"
 CACHE_PATH = f"{FRONT_DIR}/cache"
 LOG_PATH = f"{FRONT_DIR}/log/access.log"
@@ -71,118 +90,61 @@ class FrontConfig:
 
 
 def nginx_conf(config: FrontConfig) -> str:
-    """The whole nginx.conf, as text."""
+    """The whole nginx.conf, as text: the packaged template with this proxy's values."""
+    return render(_template(), _values(config))
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with each ``{{name}}`` replaced by ``values[name]``, in one pass.
+
+    Strict both ways: a placeholder without a value, or a value no placeholder asks for,
+    is a mistake in this module or in the template, never something to render around.
+    """
+    names = set(PLACEHOLDER.findall(template))
+    if names != set(values):
+        missing = sorted(names - set(values))
+        unused = sorted(set(values) - names)
+        raise ValueError(f"template placeholders without values {missing}, unused {unused}")
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+@cache
+def _template() -> str:
+    """Read once per process: the template is part of the installed package."""
+    return resources.files("orchestrator.resources").joinpath(TEMPLATE).read_text("utf-8")
+
+
+def _values(config: FrontConfig) -> dict[str, str]:
     wait = max(60, int(config.download_timeout) + 60)
-    ttl = max(1, config.index_ttl)
-    return f"""\
-worker_processes 1;
-pid /tmp/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 1024; }}
-http {{
-  log_format orchestrator escape=json '{LOG_FORMAT}';
-  access_log {LOG_PATH} orchestrator;
-  client_body_temp_path /tmp/nginx-body;
-  proxy_temp_path /tmp/nginx-proxy;
-  fastcgi_temp_path /tmp/nginx-fastcgi;
-  uwsgi_temp_path /tmp/nginx-uwsgi;
-  scgi_temp_path /tmp/nginx-scgi;
-  types {{ application/json json; text/plain log; }}
-  default_type application/octet-stream;
-  proxy_cache_path {CACHE_PATH} levels=1:2 keys_zone=pypi:32m
-                   max_size={config.cache_bytes} inactive=3650d use_temp_path=off;
-  # One cache entry per page and format (PEP 691 JSON or HTML), one per file.
-  map $http_accept $simple_format {{
-    default html;
-    "~*application/vnd\\.pypi\\.simple\\.v1\\+json" json;
-  }}
-  map $http_user_agent $agent {{
-    "~^(?<name>[^ ]+)" $name;
-    default "-";
-  }}
-  map $uri $variant {{
-    "~^/(offline/)?index/[^/]+/[^/]+$" file;
-    default $simple_format;
-  }}
-  # Files as PyPI marks them: pip's and uv's HTTP caches then keep them without asking
-  # again, where proxpi's `no-cache` made every warm install revalidate each file.
-  map $variant $file_cache_control {{
-    file "{FILE_CACHE_CONTROL}";
-    default "";
-  }}
-  server {{
-    listen {LISTEN_PORT};
-    server_tokens off;
-    # proxpi by name, resolved when asked: nginx starts without it and follows it when
-    # it is recreated (an upstream{{}} block would resolve it once, at start, or fail).
-    resolver {DOCKER_DNS} valid=10s ipv6=off;
-    resolver_timeout 2s;
-    set $proxpi http://{config.backend}:{config.backend_port};
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $http_host;
-    proxy_set_header Accept-Encoding "";
-    proxy_connect_timeout 10s;
-    proxy_read_timeout {wait}s;
-    proxy_send_timeout {wait}s;
-    proxy_cache pypi;
-    proxy_cache_key "$uri|$variant";
-    proxy_cache_lock on;
-    proxy_cache_lock_timeout {wait}s;
-    proxy_cache_lock_age {wait}s;
-    proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
-    proxy_hide_header Cache-Control;
-    add_header Cache-Control $file_cache_control;  # not on errors: a 404 may change
-    proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
-    add_header X-Orchestrator-Cache $upstream_cache_status always;
-    location = {ID_PATH} {{
-      access_log off;
-      default_type application/json;
-      return 200 '{{"digest": "{config.digest}", "name": "{config.name}"}}';
-    }}
-    location = {BACKEND_PATH} {{
-      access_log off;
-      proxy_cache off;
-      proxy_connect_timeout 1s;
-      proxy_read_timeout 5s;
-      rewrite ^ /health break;
-      proxy_pass $proxpi;
-    }}
-    location = {ACCESS_LOG_PATH} {{
-      access_log off;
-      proxy_cache off;
-      alias {LOG_PATH};
-    }}
-    location = {NOT_CACHED_PATH} {{
-      internal;  # logged as the request it answers, under that request's URI
-      default_type text/plain;
-      return 404 "not in the proxy's cache, and the proxy is offline: the upstream is not asked\\n";
-    }}
-    location ~ "^/index/[^/]+/[^/]+$" {{
-      proxy_cache_valid 200 3650d;
-      proxy_pass $proxpi;
-    }}
-    location /index/ {{
-      proxy_cache_valid 200 {ttl}s;
-      proxy_cache_background_update on;
-      proxy_pass $proxpi;
-    }}
-    location {OFFLINE_PREFIX}/ {{
-      rewrite ^{OFFLINE_PREFIX}(/.*)$ $1 break;
-      proxy_connect_timeout 1s;
-      proxy_cache_valid 200 3650d;
-      # Not cached: a 404 at once (pip retries a 502 five times, with backoff).
-      error_page 502 504 ={NOT_CACHED_PATH.join(("404 ", ""))};
-      proxy_pass http://{DEAD_END};
-    }}
-    location / {{
-      limit_except GET HEAD {{ deny all; }}
-      proxy_cache off;
-      proxy_pass $proxpi;
-    }}
-  }}
-}}
-"""
+    return {
+        "log_format": LOG_FORMAT,
+        "log_path": LOG_PATH,
+        "cache_path": CACHE_PATH,
+        "cache_bytes": str(config.cache_bytes),
+        "file_cache_control": FILE_CACHE_CONTROL,
+        "listen_port": str(LISTEN_PORT),
+        "docker_dns": DOCKER_DNS,
+        "backend": _word(config.backend),
+        "backend_port": str(config.backend_port),
+        "wait": str(wait),
+        "index_ttl": str(max(1, config.index_ttl)),
+        "id_path": ID_PATH,
+        "digest": _word(config.digest),
+        "name": _word(config.name),
+        "backend_path": BACKEND_PATH,
+        "access_log_path": ACCESS_LOG_PATH,
+        "not_cached_path": NOT_CACHED_PATH,
+        "offline_prefix": OFFLINE_PREFIX,
+        "dead_end": DEAD_END,
+    }
+
+
+def _word(value: str) -> str:
+    """A name as nginx's text takes it unquoted and inside a JSON string: Docker's names and
+    hex digests are; anything else (a quote, a space, a semicolon) would change the syntax."""
+    if value and not WORD.fullmatch(value):
+        raise ValueError(f"{value!r} cannot be written into the front's configuration")
+    return value
 
 
 def start_command() -> list[str]:

@@ -282,15 +282,18 @@ def test_front_marks_files_immutable_for_the_installers_own_caches() -> None:
     seen in BuildKit's log on both engines)."""
     conf = front_conf()
     assert "proxy_hide_header Cache-Control;" in conf
-    assert 'file "max-age=365000000, immutable, public";' in block(conf, "map $variant")
-    assert 'default "";' in block(conf, "map $variant")  # pages: no header, as before
-    assert "add_header Cache-Control $file_cache_control;" in conf  # not `always`: no 404
+    marks = block(conf, 'map "$variant:$status" $file_cache_control')
+    assert '"file:200" "max-age=365000000, immutable, public";' in marks
+    assert 'default "";' in marks  # pages, redirects, errors: no header
+    assert "add_header Cache-Control $file_cache_control;" in conf
 
 
-def test_front_keys_pages_by_pep691_format() -> None:
+def test_front_keys_pages_by_pep691_format_and_asks_proxpi_for_that_format() -> None:
+    """Which format each Accept gets: tests/unit/test_front.py."""
     conf = front_conf()
     assert 'proxy_cache_key "$uri|$variant";' in conf
-    assert '"~*application/vnd\\.pypi\\.simple\\.v1\\+json" json;' in conf
+    assert "proxy_set_header Accept $proxpi_accept;" in conf
+    assert 'set $args "";' in block(conf, "location /index/")
 
 
 def test_offline_location_never_reaches_proxpi() -> None:
@@ -298,6 +301,14 @@ def test_offline_location_never_reaches_proxpi() -> None:
     assert "proxy_pass http://127.0.0.1:9;" in offline
     assert "rewrite ^/offline(/.*)$ $1 break;" in offline
     assert "proxpi" not in offline
+
+
+def test_offline_never_waits_for_an_online_fill_of_the_same_entry() -> None:
+    """With the server's lock, an offline lookup of an entry being filled waited for that
+    fill (seen: 5.5 s; up to proxpi's read timeout with the upstream hung)."""
+    conf = front_conf()
+    assert "proxy_cache_lock on;" in conf  # online: one download per file
+    assert "proxy_cache_lock off;" in block(conf, "location /offline/")
 
 
 def test_offline_answers_404_for_what_is_not_cached_and_logs_it() -> None:
