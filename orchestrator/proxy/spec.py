@@ -150,13 +150,18 @@ def proxy_spec(
         command=tuple(start_command()),
         role="front",
     )
-    # The nginx configuration's text is part of the settings: a new orchestrator that writes
-    # it differently recreates the front.
-    blob = json.dumps([backend.digest(), front.digest(), nginx_conf(_front_config(settings, ""))])
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    digest = spec_digest(backend, front, nginx_conf(_front_config(settings, "")))
     conf = nginx_conf(_front_config(settings, digest))
     front = replace(front, envs={CONF_VARIABLE: conf})
     return ProxySpec(front=front, backend=backend, digest=digest)
+
+
+def spec_digest(backend: ContainerSpec, front: ContainerSpec, conf: str) -> str:
+    """What names the proxy's settings: both containers and the nginx configuration's
+    text, which is part of the settings: a new orchestrator that writes it differently
+    (a new template) recreates the front."""
+    blob = json.dumps([backend.digest(), front.digest(), conf])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _front_config(settings: ProxySettings, digest: str) -> FrontConfig:

@@ -169,6 +169,7 @@ BASE = FrontConfig(
 def test_nginx_accepts_the_rendered_configuration(front: Proxy, config: FrontConfig) -> None:
     """`nginx -t` in the image the front runs, for settings at their defaults and edges."""
     image = docker.container.inspect(front.name).config.image
+    assert image is not None
     script = (
         f'printf %s "${CONF_VARIABLE}" > /tmp/nginx.conf && mkdir -p {FRONT_DIR}/log'
         " && nginx -t -c /tmp/nginx.conf 2>&1"
@@ -189,7 +190,7 @@ def test_nginx_accepts_the_rendered_configuration(front: Proxy, config: FrontCon
 # page of its own, so its first request finds the front's cache empty and stores under
 # whatever key the front chose. The old front chose by a regex on Accept while proxpi chose
 # by weights and `?format=`: every sequence then got the first answer's format again.
-SEQUENCES = {
+SEQUENCES: dict[str, tuple[str, list[tuple[str | None, str, str]]]] = {
     "html-first-by-weights-then-pip": (
         "orch-front-a",
         [(HTML_FIRST, "", "html"), (PIP, "", "json"), (UV, "", "json"), (FIREFOX, "", "html")],
@@ -242,7 +243,7 @@ def test_a_page_refreshed_in_the_background_keeps_its_format(
     project = "orch-front-c"
     page = f"/index/{project}/"
     asks = [(FIREFOX, AS_JSON, "json"), (FIREFOX, "", "html"), (PIP, "", "json")]
-    statuses = []
+    statuses: list[str] = []
     with started_proxy(front_upstream, tmp_path, index_ttl=1) as proxy:
         # Filled, then twice past the TTL: served stale while refreshed behind, so the last
         # round serves what the refreshes stored. nginx counts validity in whole seconds: a

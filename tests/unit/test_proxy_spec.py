@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from orchestrator.proxy.spec import (
     ROLE_LABEL,
     proxpi_env,
     proxy_spec,
+    spec_digest,
 )
 from tests.conftest import write_profile
 
@@ -218,11 +220,15 @@ def test_the_front_resolves_proxpi_when_asked_so_it_starts_without_it() -> None:
     assert conf.count("proxy_pass $proxpi;") == 4  # files, pages, backend health, the rest
 
 
-def test_a_new_front_configuration_is_a_new_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = proxy_spec(settings(), image=IMAGE).digest
-    original = spec_module.nginx_conf
-    monkeypatch.setattr(spec_module, "nginx_conf", lambda config: original(config) + "# new\n")
-    assert proxy_spec(settings(), image=IMAGE).digest != before
+def test_a_new_front_configuration_is_a_new_digest() -> None:
+    """The digest names the containers and the configuration's text: a new template (a
+    new orchestrator) is a new digest, which recreates the front."""
+    spec = proxy_spec(settings(), image=IMAGE)
+    backend = spec.backend
+    front = replace(spec.front, envs={})  # as the digest sees it, before the text is set
+    conf = nginx_conf(spec_module._front_config(settings(), ""))
+    assert spec_digest(backend, front, conf) == spec.digest
+    assert spec_digest(backend, front, conf + "# new\n") != spec.digest
 
 
 # --- the front's nginx configuration ---------------------------------------------------------
