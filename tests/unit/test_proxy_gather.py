@@ -6,7 +6,6 @@ published on, asked of Docker."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -177,21 +176,23 @@ def test_a_bridged_proxy_is_never_taken_on_its_word_alone(profiles_dir: Path) ->
 # --- many jobs at once: a build waits for the proxy another process is making ------------------
 
 
-def held_by_a_maker(name: str, then: Callable[[], None], seconds: float) -> threading.Thread:
+class Maker(threading.Thread):
     """Another process making the proxy: it holds the lock (a descriptor of its own, as
-    another process would) for ``seconds``, does ``then`` (the proxy now serves), lets go."""
-    held = threading.Event()
+    another process would) until ``done`` is set or ``seconds`` pass, does ``then`` (the
+    proxy now serves), and lets go."""
 
-    def make() -> None:
-        with creation_lock(name):
-            held.set()
-            time.sleep(seconds)
-            then()
+    def __init__(self, name: str, then: Callable[[], None], seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.proxy, self.then, self.seconds = name, then, seconds
+        self.holding, self.done = threading.Event(), threading.Event()
+        self.start()
+        self.holding.wait(5)
 
-    maker = threading.Thread(target=make, daemon=True)
-    maker.start()
-    held.wait(5)
-    return maker
+    def run(self) -> None:
+        with creation_lock(self.proxy):
+            self.holding.set()
+            self.done.wait(self.seconds)
+            self.then()
 
 
 def test_a_build_waits_for_the_proxy_another_process_is_making(
@@ -206,7 +207,7 @@ def test_a_build_waits_for_the_proxy_another_process_is_making(
         proxy.identifies(digest)
         proxy.serves()
 
-    maker = held_by_a_maker(app.profile.proxy.name, ready, 1.5)
+    maker = Maker(app.profile.proxy.name, ready, 1.5)
     fake = FakeEngine()  # once made, it answers over HTTP: no Docker call
     with using(fake):
         found = proxy_facts(app, no_proxy=False, dry_run=False)
@@ -223,10 +224,11 @@ def test_a_build_does_not_wait_for_a_proxy_being_made_while_the_upstream_is_down
     """A proxy made now could fetch nothing: the fallback, at once."""
     proxy = front({})
     app = resolved(profiles_dir, at(proxy.port))  # the upstream: a closed port
-    maker = held_by_a_maker(app.profile.proxy.name, lambda: None, 3.0)
+    maker = Maker(app.profile.proxy.name, lambda: None, 3.0)
     with using(FakeEngine()):
         found = proxy_facts(app, no_proxy=False, dry_run=False)
-    assert maker.is_alive(), "the build did not wait for the maker"
+    assert maker.is_alive(), "the build waited for the maker"
+    maker.done.set()
     assert found is not None
     assert not found.healthy
     assert "another orchestrate is creating or starting" in found.reason
