@@ -29,7 +29,7 @@ from orchestrator.facts.host import engine_endpoint, gather_facts
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
 from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
-from orchestrator.proxy import probe
+from orchestrator.proxy import probe, reach
 
 if TYPE_CHECKING:
     from orchestrator.builds.gather import Planned
@@ -91,8 +91,17 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
     deadline = probe.Deadline(probe.DECISION_BUDGET)
     upstream = probe.UpstreamCheck(key.index, key.remember)
     try:
+        known = reach.recalled_by(key.name, key.host_url)
+        if known is None:
+            return None  # not yet decided for this engine: the slow way decides
         checked = probe.answers(
-            key.host_url, key.health_project, key.digest, name=key.name, deadline=deadline
+            key.host_url,
+            key.health_project,
+            key.digest,
+            name=key.name,
+            deadline=deadline,
+            host=known.front_id[:12],
+            via=known.exchange,
         )
         found = (
             ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None

@@ -24,7 +24,9 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
   starts, and serves its cache, while proxpi is down or not created yet, and follows
   proxpi to a new address when it is recreated;
 - ``/_orchestrator/id`` answers the configuration's digest, so a build can tell that the
-  proxy runs with its settings without asking Docker; ``/_orchestrator/backend`` answers
+  proxy runs with its settings without asking Docker, and the container's host name (its
+  short id), so a build can tell that the front its loopback reaches is the very
+  container the engine reports (``reach``); ``/_orchestrator/backend`` answers
   proxpi's own health (which never asks the upstream); ``/_orchestrator/access.log``
   serves the access log (JSON lines, ranges allowed) for what a build fetched
   (``accesslog``).

@@ -9,7 +9,12 @@ for it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
+
+# One request (method, URL, headers, timeout) to its status, headers and body: ``exchange``
+# below, or its stand-in that asks from the engine's side (``reach``).
+Exchange = Callable[[str, str, dict[str, str], float], tuple[int, dict[str, str], bytes]]
 
 
 def exchange(

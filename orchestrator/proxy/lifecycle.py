@@ -30,10 +30,19 @@ from orchestrator.facts import host
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
 from orchestrator.profiles import ProxySettings
+from orchestrator.proxy import reach
 from orchestrator.proxy.create import create_container, ensure_network, ensure_volume, port_taken
+from orchestrator.proxy.httpclient import Exchange
 from orchestrator.proxy.image import ensure_images
 from orchestrator.proxy.locking import creation_lock
-from orchestrator.proxy.probe import QUICK_TIMEOUT, Deadline, Probe, wait_ready
+from orchestrator.proxy.probe import (
+    IDENTITY_TIMEOUT,
+    QUICK_TIMEOUT,
+    Deadline,
+    Probe,
+    identity,
+    wait_ready,
+)
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -250,7 +259,7 @@ def ensure(
             # A proxy this run made is waited for under the lock (and removed again if it
             # never serves); the others wait on the lock meanwhile, and find it ready.
             if action in ("created", "recreated"):
-                checked = _wait(settings, action, deadline, patient=patient)
+                checked = _wait(settings, action, deadline, patient=patient, via=_via(settings))
         except engine.absent_errors() as exc:
             raise _changed(settings, exc) from None
         finally:
@@ -258,15 +267,32 @@ def ensure(
         undo.pop_all()  # it serves: keep what was created
     try:
         if checked is None:  # found or started: waited for without holding the lock
-            checked = _wait(settings, action, deadline, patient=patient)
+            checked = _wait(settings, action, deadline, patient=patient, via=_via(settings))
         both = find_all((settings.name, backend_name(settings)))
     except engine.absent_errors() as exc:
         raise _changed(settings, exc) from None
     front, backend = both[settings.name], both[backend_name(settings)]
-    if front is None:
+    if front is None or backend is None:
         raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
-    log.info("proxy ready", name=settings.name, action=action, url=settings.host_url)
-    return status_of(front, backend, settings, checked)
+    reached = reach.decide(settings, front.id, backend.id)
+    log.info("proxy ready", name=settings.name, action=action, url=settings.host_url, reach=reached)
+    return status_of(front, backend, settings, checked, reached)
+
+
+def _via(settings: ProxySettings) -> Exchange:
+    """How to ask the proxy while it gets ready: over this machine's loopback when that
+    was decided for this very front and no other container answers there now; else from
+    the engine's side, which reaches it wherever the engine is."""
+    both = find_all((settings.name, backend_name(settings)))
+    front, backend = both[settings.name], both[backend_name(settings)]
+    if front is None or backend is None:
+        raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
+    known = reach.recalled(settings)
+    if known is not None and known.local and known.front_id == front.id:
+        said = identity(settings.host_url, IDENTITY_TIMEOUT)
+        if said.host is None or said.host == front.id[:12]:
+            return known.exchange
+    return reach.ThroughEngine(settings.name, settings.host_url, backend.id)
 
 
 def _changed(settings: ProxySettings, exc: Exception) -> ProxyUnavailable:
@@ -276,7 +302,9 @@ def _changed(settings: ProxySettings, exc: Exception) -> ProxyUnavailable:
     )
 
 
-def _wait(settings: ProxySettings, action: str, deadline: Deadline, *, patient: bool) -> Probe:
+def _wait(
+    settings: ProxySettings, action: str, deadline: Deadline, *, patient: bool, via: Exchange
+) -> Probe:
     """Wait for the proxy to serve: as long as it takes to start one this run created,
     else only what the decision has left."""
     created = action in ("created", "recreated")
@@ -292,6 +320,7 @@ def _wait(settings: ProxySettings, action: str, deadline: Deadline, *, patient: 
         patience,
         managed=True,
         backend_too=created or patient,
+        via=via,
     )
     if not checked.ok and action == "started" and not patient:
         raise ProxyUnavailable(
@@ -324,12 +353,18 @@ def predict(
     existing = list(find_all((settings.name, backend_name(settings))).values())
     wanted = wanted_spec(settings).digest
     if all(c is not None and labels_of(c).get(CONFIG_LABEL) == wanted for c in existing):
-        return _predict_existing({state_of(c) for c in existing})
+        states = {state_of(c) for c in existing}
+        if states == {"running"}:  # asked where the engine is, as a real run asks it
+            return status(settings, probe_timeout=max(0.05, deadline.left(QUICK_TIMEOUT))).facts()
+        return _predict_existing(states)
     for container in existing:
         if container is not None:
             _check_replaceable(container, settings, requester)
     images = ensure_images(settings, allow_build=False, pull=False)
-    taken = port_taken(wanted_spec(settings, images).front)
+    known = reach.recalled(settings)
+    # A port taken on this machine says something of the engine's only when its loopback
+    # was found to be this machine's.
+    taken = port_taken(wanted_spec(settings, images).front) if known and known.local else None
     if taken is not None and existing[0] is None:
         return ProxyFacts(healthy=False, reason=f"port {taken} is taken: set proxy.port")
     what = "recreates it with the profile's settings" if any(existing) else "creates it"

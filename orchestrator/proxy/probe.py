@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from orchestrator.errors import ProxyUnavailable
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
-from orchestrator.proxy.httpclient import exchange
+from orchestrator.proxy.httpclient import Exchange, exchange
 from orchestrator.urls import offline_url, redact, split_credentials
 
 SIMPLE_ACCEPT = (
@@ -84,12 +84,13 @@ def project_url(index_url: str, project: str) -> str:
     return f"{index_url.rstrip('/')}/{project}/"
 
 
-def probe(index_url: str, project: str, timeout: float = 2.0) -> Probe:
-    """Fetch one project's index page through the proxy, as pip would."""
+def probe(index_url: str, project: str, timeout: float = 2.0, *, via: Exchange = exchange) -> Probe:
+    """Fetch one project's index page through the proxy, as pip would; ``via`` is how
+    this process reaches it (``reach``: its own loopback, or through the engine)."""
     bare, auth = split_credentials(index_url)
     url = project_url(bare, project)
     headers = {"Accept": SIMPLE_ACCEPT, "User-Agent": PROBE_AGENT, **auth}
-    answer = _ask("GET", url, headers, timeout, where=url)
+    answer = _ask("GET", url, headers, timeout, where=url, via=via)
     if isinstance(answer, Probe):
         return answer
     status, content_type, body, took = answer
@@ -128,11 +129,11 @@ def not_an_index_page(content_type: str, body: bytes) -> str | None:
     return f"its type is {kind or 'missing'}, not a simple-API page"
 
 
-def served(index_url: str, project: str, timeout: float) -> Probe:
+def served(index_url: str, project: str, timeout: float, *, via: Exchange = exchange) -> Probe:
     """A managed proxy's page for ``project``: from its cache alone if it has it, else
     through proxpi (which may ask the upstream), all within ``timeout``."""
     deadline = time.monotonic() + timeout
-    cached = probe(offline_url(index_url), project, timeout)
+    cached = probe(offline_url(index_url), project, timeout, via=via)
     if cached.ok:
         return Probe(True, f"{cached.reason}, from its cache", cached.status, cached.seconds)
     if cached.status != 404:  # hung, refused or broken: asking again says nothing new
@@ -140,7 +141,7 @@ def served(index_url: str, project: str, timeout: float) -> Probe:
     left = deadline - time.monotonic()
     if left <= 0:
         return Probe(False, f"{cached.reason}; no time left to ask through proxpi", 404)
-    return probe(index_url, project, left)
+    return probe(index_url, project, left, via=via)
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,13 @@ class Identity:
     def digest(self) -> str | None:
         return self.said.get("digest") if self.said else None
 
+    @property
+    def host(self) -> str | None:
+        """The front container's host name: its short id, unless set otherwise."""
+        return self.said.get("host") if self.said else None
 
-def identity(index_url: str, timeout: float) -> Identity:
+
+def identity(index_url: str, timeout: float, *, via: Exchange = exchange) -> Identity:
     """What the front says about itself (``/_orchestrator/id``).
 
     A connection refused comes back at once; one accepted and never answered (a paused or
@@ -166,7 +172,7 @@ def identity(index_url: str, timeout: float) -> Identity:
 
     url = _front_url(index_url, "/_orchestrator/id")
     try:
-        status, _, body = _request("GET", url, {"User-Agent": PROBE_AGENT}, timeout)
+        status, _, body = _request("GET", url, {"User-Agent": PROBE_AGENT}, timeout, via=via)
         data = json.loads(body) if status == 200 else None
     except TimeoutError:
         return Identity(None, f"{url} accepted the connection but did not answer", True)
@@ -178,25 +184,33 @@ def identity(index_url: str, timeout: float) -> Identity:
 
 
 def answers(
-    index_url: str, project: str, digest: str, *, name: str, deadline: Deadline | None = None
+    index_url: str,
+    project: str,
+    digest: str,
+    *,
+    name: str,
+    deadline: Deadline | None = None,
+    host: str | None = None,
+    via: Exchange = exchange,
 ) -> Probe | None:
     """The page the managed proxy serves, if its front says it runs with the settings of
-    ``digest``; None when it does not say so (nothing listens, other settings).
+    ``digest`` (and, given ``host``, that it is that very container); None when it does
+    not say so (nothing listens, other settings, another container).
 
     Within a bounded ``deadline``, a front that accepts connections and does not answer,
     or says our digest and serves no page in time, is a ProxyUnavailable at once: asking
     Docker would not make it serve within the bound.
     """
     deadline = deadline or Deadline(None)
-    said = identity(index_url, timeout=max(0.05, deadline.left(IDENTITY_TIMEOUT)))
+    said = identity(index_url, timeout=max(0.05, deadline.left(IDENTITY_TIMEOUT)), via=via)
     if said.timed_out and deadline.bounded:
         raise ProxyUnavailable(
             f"proxy '{name}' accepts connections but does not answer in "
             f"{IDENTITY_TIMEOUT:g} s (paused or hung: `orchestrate proxy status` says which)"
         )
-    if said.digest is None or said.digest != digest:
+    if said.digest is None or said.digest != digest or (host and said.host != host):
         return None
-    checked = served(index_url, project, max(0.05, deadline.left(QUICK_TIMEOUT)))
+    checked = served(index_url, project, max(0.05, deadline.left(QUICK_TIMEOUT)), via=via)
     if checked.ok:
         return checked
     if checked.timed_out and deadline.bounded:
@@ -204,10 +218,11 @@ def answers(
     return None
 
 
-def backend(index_url: str, timeout: float) -> Probe:
+def backend(index_url: str, timeout: float, *, via: Exchange = exchange) -> Probe:
     """Whether proxpi answers behind the front (its own health check: no upstream call)."""
     url = _front_url(index_url, "/_orchestrator/backend")
-    answer = _ask("GET", url, {"User-Agent": PROBE_AGENT}, timeout, where=url, who="proxpi")
+    headers = {"User-Agent": PROBE_AGENT}
+    answer = _ask("GET", url, headers, timeout, where=url, who="proxpi", via=via)
     if isinstance(answer, Probe):
         return answer
     status, _, _, took = answer
@@ -235,14 +250,21 @@ def upstream(index_url: str, timeout: float) -> Probe:
 
 
 def _ask(
-    method: str, url: str, headers: dict[str, str], timeout: float, *, where: str, who: str = ""
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    *,
+    where: str,
+    who: str = "",
+    via: Exchange = exchange,
 ) -> tuple[int, str, bytes, float] | Probe:
     """One request's status, content type, body and duration; or the failed Probe that
     says ``who`` (``where`` by default) did not answer in time, or ``where`` was not
     reached at all."""
     started = time.monotonic()
     try:
-        status, content_type, body = _request(method, url, headers, timeout)
+        status, content_type, body = _request(method, url, headers, timeout, via=via)
     except TimeoutError:
         return Probe(
             False, f"{who or where} did not answer in {timeout:.1f} s", None, timeout, True
@@ -253,10 +275,10 @@ def _ask(
 
 
 def _request(
-    method: str, url: str, headers: dict[str, str], timeout: float
+    method: str, url: str, headers: dict[str, str], timeout: float, *, via: Exchange = exchange
 ) -> tuple[int, str, bytes]:
     """One request: its status, content type and body."""
-    status, found, body = exchange(method, url, headers, timeout)
+    status, found, body = via(method, url, headers, timeout)
     return status, found.get("content-type", ""), body
 
 
@@ -267,6 +289,7 @@ def wait_ready(
     *,
     managed: bool = False,
     backend_too: bool = False,
+    via: Exchange = exchange,
 ) -> Probe:
     """Probe with exponential backoff until served or out of time.
 
@@ -279,11 +302,12 @@ def wait_ready(
     while True:
         left = max(0.05, deadline - time.monotonic())
         if managed:
-            found = served(index_url, project, timeout=min(5.0, left))
+            found = served(index_url, project, timeout=min(5.0, left), via=via)
         else:
-            found = probe(index_url, project, timeout=min(5.0, left))
+            found = probe(index_url, project, timeout=min(5.0, left), via=via)
         if found.ok and backend_too:
-            behind = backend(index_url, timeout=min(5.0, max(0.05, deadline - time.monotonic())))
+            left = min(5.0, max(0.05, deadline - time.monotonic()))
+            behind = backend(index_url, timeout=left, via=via)
             if not behind.ok:
                 found = behind
         if found.ok or time.monotonic() + delay > deadline:

@@ -15,6 +15,7 @@ from orchestrator.errors import Conflict
 from orchestrator.facts import host
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.profiles import ProxySettings
+from orchestrator.proxy import reach
 from orchestrator.proxy.probe import Deadline, Probe, answers, probe, served
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
@@ -49,6 +50,7 @@ class ProxyStatus:
     bake_url: str | None = None
     backend: str | None = None  # the proxpi container's state
     digest: str | None = None  # the settings it runs with: its front's label, or its answer
+    reached: str | None = None  # how this process reaches its front, and the evidence
 
     def as_dict(self) -> dict[str, Any]:
         return dict(redact_all(asdict(self)))
@@ -160,13 +162,21 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
         )
     state = state_of(front)
     checked = Probe(False, f"container is {state}")
-    if state == "running":
-        checked = served(settings.host_url, settings.health_project, probe_timeout)
-    return status_of(front, backend, settings, checked)
+    if state != "running" or backend is None:
+        return status_of(front, backend, settings, checked)
+    known = reach.recalled(settings)
+    if known is None or (known.front_id, known.backend_id) != (front.id, backend.id):
+        known = reach.decide(settings, front.id, backend.id)
+    checked = served(settings.host_url, settings.health_project, probe_timeout, via=known.exchange)
+    return status_of(front, backend, settings, checked, known)
 
 
 def status_of(
-    front: Container, backend: Container | None, settings: ProxySettings, checked: Probe
+    front: Container,
+    backend: Container | None,
+    settings: ProxySettings,
+    checked: Probe,
+    reached: reach.Reach | None = None,
 ) -> ProxyStatus:
     gateway = published_gateway(settings)
     return ProxyStatus(
@@ -181,6 +191,7 @@ def status_of(
         bake_url=f"http://{gateway}:{settings.port}/index/" if gateway else None,
         backend=state_of(backend),
         digest=labels_of(front).get(CONFIG_LABEL),
+        reached=reached.evidence if reached is not None else None,
         **_base(settings),
     )
 
@@ -197,9 +208,18 @@ def answering(settings: ProxySettings, deadline: Deadline | None = None) -> Prox
     """
     if settings.url or settings.bridge:
         return None  # an external proxy has no identity; the bridge gateway needs Docker
+    known = reach.recalled(settings)
+    if known is None:
+        return None  # not yet decided for this engine: the engine says which front is ours
     digest = wanted_spec(settings).digest
     checked = answers(
-        settings.host_url, settings.health_project, digest, name=settings.name, deadline=deadline
+        settings.host_url,
+        settings.health_project,
+        digest,
+        name=settings.name,
+        deadline=deadline,
+        host=known.front_id[:12],
+        via=known.exchange,
     )
     if checked is None:
         return None
@@ -210,5 +230,6 @@ def answering(settings: ProxySettings, deadline: Deadline | None = None) -> Prox
         network=settings.network,
         cache_volume=settings.cache_volume,
         digest=digest,
+        reached=known.evidence,
         **_base(settings),
     )

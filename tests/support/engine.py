@@ -58,8 +58,11 @@ def container(
     image: str = "img",
     networks: Mapping[str, str] | None = None,
     started_at: datetime | None = None,
+    published: int | None = None,
 ) -> SimpleNamespace:
-    """A container as python-on-whales' inspect gives it, with the attributes we read."""
+    """A container as python-on-whales' inspect gives it, with the attributes we read;
+    ``published``: the port it is published on, on this machine's loopback (for the fake
+    engine's world, not an attribute Docker has)."""
     endpoints = {net: SimpleNamespace(ip_address=ip) for net, ip in (networks or {}).items()}
     status = "paused" if paused else ("running" if running else "exited")
     return SimpleNamespace(
@@ -68,6 +71,7 @@ def container(
         config=SimpleNamespace(labels=dict(labels or {}), image=image, env=[], user=""),
         state=SimpleNamespace(running=running, paused=paused, status=status, started_at=started_at),
         network_settings=SimpleNamespace(networks=endpoints),
+        published=published,
     )
 
 

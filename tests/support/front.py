@@ -19,6 +19,12 @@ from typing import Any
 
 import pytest
 
+from orchestrator.engine.api import using
+from orchestrator.profiles import ProxySettings
+from orchestrator.proxy import reach
+from orchestrator.proxy.state import wanted_spec
+from tests.support.engine import FakeEngine
+
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 PAGE = json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": []}).encode()
 
@@ -67,10 +73,22 @@ class Front:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/index/"
 
-    def identifies(self, digest: str) -> None:
-        """Answer ``/_orchestrator/id`` as a front running with the settings of ``digest``."""
-        body = json.dumps({"digest": digest}).encode()
+    def identifies(self, digest: str, host: str | None = None) -> None:
+        """Answer ``/_orchestrator/id`` as a front running with the settings of ``digest``,
+        in the container whose host name (short id) is ``host``."""
+        said = {"digest": digest} if host is None else {"digest": digest, "host": host}
+        body = json.dumps(said).encode()
         self.routes["/_orchestrator/id"] = (200, "application/json", body)
+
+    def is_the_engines(self, settings: ProxySettings) -> None:
+        """The engine's own front for ``settings``, as a first build on this engine leaves
+        it: it answers with their digest and its container's host name (the fake world's
+        ``id-NAME``), and this machine's loopback was decided to be the engine's
+        (``proxy/reach.py``), so the fast path needs no Docker call."""
+        self.identifies(wanted_spec(settings).digest, host=f"id-{settings.name}"[:12])
+        with using(FakeEngine()):  # deciding asks this machine's loopback only
+            decided = reach.decide(settings, f"id-{settings.name}", f"id-{settings.name}-backend")
+        assert decided.local, decided.evidence
 
     def serves(self, project: str = "demo", *, backend: bool = True) -> None:
         """Serve ``project``'s page from the cache, and proxpi's health check if ``backend``."""

@@ -9,9 +9,12 @@ remove), as the engine would. A test builds the world it needs, hands
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.support.engine import FakeEngine, absent, container
 
@@ -26,6 +29,7 @@ class World:
         images: Iterable[str] = (),
         networks: Mapping[str, Mapping[str, str]] | None = None,
         volumes: Mapping[str, Mapping[str, str]] | None = None,
+        published: Mapping[str, int] | None = None,
     ) -> None:
         self.containers = {c.name: c for c in containers}
         self.images = set(images)
@@ -38,6 +42,12 @@ class World:
             for name, labels in (volumes or {}).items()
         }
         self.logs: dict[str, str] = {}
+        # Where each container's published port is on this machine's loopback: what the
+        # engine-side client (``container.execute`` of python3) reaches by the name.
+        self.published: dict[str, int] = dict(published or {})
+        for found in self.containers.values():
+            if getattr(found, "published", None) is not None:
+                self.published.setdefault(found.name, int(found.published))
 
     def engine(self, overrides: Mapping[str, Any] | None = None) -> FakeEngine:
         """A fake engine answering from this world; ``overrides`` replace verbs."""
@@ -52,6 +62,7 @@ class World:
             "container.start": self.start,
             "container.remove": self.remove,
             "container.logs": lambda ident, tail=None: self.logs.get(self._by_id(ident).name, ""),
+            "container.execute": self.execute,
             "image.exists": lambda name: name in self.images,
             "network.exists": lambda name: name in self.networks,
             "network.create": self.create_network,
@@ -68,10 +79,39 @@ class World:
     def inspect(self, name: str) -> SimpleNamespace:
         return self._get(self.containers, "container", name)
 
-    def create(self, image: str, *, name: str, labels: Mapping[str, str], **_: Any) -> Any:
+    def create(
+        self,
+        image: str,
+        *,
+        name: str,
+        labels: Mapping[str, str],
+        publish: Iterable[tuple[str, int]] = (),
+        **_: Any,
+    ) -> Any:
         made = container(f"id-{name}", name=name, labels=labels, running=False, image=image)
         self.containers[name] = made
+        for address, _port in publish:
+            self.published.setdefault(name, int(address.rpartition(":")[2]))
         return made
+
+    def execute(self, ident: str, command: list[str]) -> str:
+        """The engine-side client (``proxy/reach.py``) run here, its URL's container name
+        mapped to where that container is published on this machine's loopback."""
+        self._by_id(ident)
+        python, flag, script, method, url, headers, timeout = command
+        assert (python, flag) == ("python3", "-c"), command
+        parts = urlsplit(url)
+        port = self.published.get(parts.hostname or "")
+        if port is not None:
+            url = urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+        done = subprocess.run(
+            [sys.executable, "-c", script, method, url, headers, timeout],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        return done.stdout
 
     def start(self, idents: str | list[str]) -> None:
         for ident in [idents] if isinstance(idents, str) else idents:

@@ -15,7 +15,6 @@ import pytest
 
 from orchestrator.builds import execute
 from orchestrator.profiles import ProfileStore
-from orchestrator.proxy import state
 from tests.conftest import write_profile
 from tests.support.cli import Ran, run_cli
 from tests.support.engine import FakeEngine, refused
@@ -138,7 +137,7 @@ def through_proxy(profiles_dir: Path, front: Fronts) -> tuple[Front, Front]:
         f"  index: http://127.0.0.1:{upstream.port}/simple/\n  index_ttl: 0\n",
     )
     settings = ProfileStore(profiles_dir).resolve("app").profile.proxy
-    proxy.identifies(state.wanted_spec(settings).digest)
+    proxy.is_the_engines(settings)
     proxy.serves()
     proxy.logs(record("/index/old/", at=1.0))  # before this build: never counted
     return proxy, upstream

@@ -84,7 +84,7 @@ def test_the_values_reach_their_directives() -> None:
     assert "proxy_cache_valid 200 60s;" in conf
     assert "max_size=1024 " in conf
     assert "set $proxpi http://proxy-backend:5000;" in conf
-    assert '\'{"digest": "0123456789abcdef", "name": "proxy"}\'' in conf
+    assert '\'{"digest": "0123456789abcdef", "name": "proxy", "host": "$hostname"}\'' in conf
 
 
 def test_the_same_settings_render_the_same_text() -> None:

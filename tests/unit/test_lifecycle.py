@@ -17,7 +17,7 @@ import pytest
 from orchestrator.engine.api import using
 from orchestrator.errors import Conflict, ExitCode, ProxyUnavailable
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy import lifecycle, locking, state
+from orchestrator.proxy import lifecycle, locking, reach, state
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -26,7 +26,7 @@ from orchestrator.proxy.spec import (
     front_volume,
 )
 from tests.support.engine import absent, container, refused
-from tests.support.front import Fronts, closed_port
+from tests.support.front import Front, Fronts, closed_port
 from tests.support.world import World
 
 IMAGES = {"epicwink/proxpi:1.3.1", "nginx:1.27-alpine"}
@@ -61,6 +61,7 @@ def ours(
         running=running,
         paused=paused,
         networks={config.network: "172.20.0.2"},
+        published=config.port if name == config.name else None,
     )
 
 
@@ -103,9 +104,17 @@ def test_an_absent_proxy_is_created_backend_first_each_container_started_by_id(
         f"container.start id-{FRONT}",
     ]
     assert world.volumes[config.cache_volume].labels[OWNER_LABEL] == OWNER
-    assert served.asked[0] == "/_orchestrator/id", "the fast path is tried first"
+    assert fake.made("container.execute"), "waited for from the engine's side"
+    assert served.asked[-1] == "/_orchestrator/id", "then this machine's loopback is asked"
     assert "/_orchestrator/backend" in served.asked, "a proxy just made is waited for whole"
     assert clock.creating > 0, "the wait for a proxy this run made is counted as exempt"
+
+
+def decided_local(config: ProxySettings, served: Front) -> None:
+    """What a first build on this engine leaves: its front is this machine's loopback's."""
+    served.identifies(state.wanted_spec(config).digest, host=f"id-{FRONT}"[:12])
+    with using(World().engine()):
+        assert reach.decide(config, f"id-{FRONT}", f"id-{BACKEND}").local
 
 
 def test_a_created_proxy_that_never_serves_is_removed_with_what_this_run_made(
@@ -152,10 +161,14 @@ def test_a_running_proxy_with_our_settings_is_used_as_found(front: Fronts) -> No
     served = front({})
     served.serves(backend=False)
     config = settings(served.port)
+    served.identifies(state.wanted_spec(config).digest, host=f"id-{FRONT}"[:12])
     fake = World(containers=both(config)).engine()
     with using(fake):
         found = lifecycle.ensure(config, budget=0.85)
-    assert fake.verbs() == ["container.inspect"] * 4  # found, then read for the status
+    assert set(fake.verbs()) == {"container.inspect", "container.execute"}
+    assert changes(fake.calls) == []
+    assert found.reached is not None
+    assert found.reached.endswith(f"is answered by the engine's front ({f'id-{FRONT}'[:12]})")
     assert (found.healthy, found.container_id, found.address) == (
         True,
         f"id-{FRONT}"[:12],
@@ -165,15 +178,41 @@ def test_a_running_proxy_with_our_settings_is_used_as_found(front: Fronts) -> No
 
 
 def test_a_front_that_says_our_digest_is_used_without_asking_docker(front: Fronts) -> None:
+    """Once this engine's front was found on this machine's loopback: the same container
+    answering there with our settings needs no Docker call."""
     served = front({})
     config = settings(served.port)
-    served.identifies(state.wanted_spec(config).digest)
     served.serves()
+    decided_local(config, served)
     fake = World().engine()
     with using(fake):
         found = lifecycle.ensure(config, budget=0.85)
     assert (found.healthy, found.state) == (True, "running")
     assert fake.calls == []
+
+
+def test_a_look_alike_front_is_not_taken_for_the_engine_s(front: Fronts) -> None:
+    """Another container on this machine's loopback, with the same settings (a proxy of
+    the same profile beside a remote engine): the engine is asked which front is ours,
+    and the questions go to it from the engine's side (issue 20)."""
+    served = front({})
+    config = settings(served.port)
+    served.serves()
+    decided_local(config, served)
+    served.identifies(state.wanted_spec(config).digest, host="0ther0ne0000")
+    world = World(containers=both(config))
+    fake = world.engine()
+    with using(fake):
+        found = lifecycle.ensure(config, budget=0.85)
+    assert found.healthy
+    assert found.reached is not None
+    assert found.reached.startswith("the engine is elsewhere")
+    assert "another container (0ther0ne0000)" in found.reached
+    assert fake.made("container.inspect"), "the engine was asked"
+    assert fake.made("container.execute"), "and the front asked from its side"
+    remembered = reach.recalled(config)
+    assert remembered is not None
+    assert not remembered.local, "decided again, from the evidence"
 
 
 def test_a_stopped_proxy_is_started_beside_a_build_one_container_at_a_time(front: Fronts) -> None:
@@ -393,8 +432,8 @@ def test_an_external_proxy_that_does_not_serve_is_unavailable() -> None:
 def test_a_prediction_of_a_serving_proxy_asks_no_docker(front: Fronts) -> None:
     served = front({})
     config = settings(served.port)
-    served.identifies(state.wanted_spec(config).digest)
     served.serves()
+    decided_local(config, served)
     fake = World().engine()
     with using(fake):
         found = lifecycle.predict(config, lifecycle.Requester(), budget=0.85)
@@ -407,7 +446,7 @@ def test_a_prediction_of_a_serving_proxy_asks_no_docker(front: Fronts) -> None:
     [
         (False, False, True, "stopped; a real run starts it first"),
         (True, True, False, "paused"),
-        (True, False, False, "running but not answering"),
+        (True, False, False, "unreachable: [Errno 111] Connection refused"),
     ],
 )
 def test_a_prediction_of_our_proxy_says_what_a_real_run_would_do(
@@ -417,7 +456,8 @@ def test_a_prediction_of_our_proxy_says_what_a_real_run_would_do(
     fake = World(containers=both(config, running=running, paused=paused)).engine()
     with using(fake):
         found = lifecycle.predict(config, lifecycle.Requester(), budget=0.85)
-    assert (found.healthy, found.reason) == (healthy, reason)
+    assert found.healthy == healthy
+    assert found.reason.endswith(reason), found.reason
     assert changes(fake.calls) == []
 
 
@@ -432,14 +472,30 @@ def test_a_prediction_of_an_absent_proxy_says_a_real_run_creates_it() -> None:
 
 
 def test_a_prediction_notices_the_port_is_taken(front: Fronts) -> None:
-    busy = front({})  # something else listens on the proxy's port
+    busy = front({})
     config = settings(busy.port)
+    decided_local(config, busy)  # the engine's loopback was found to be this machine's
+    busy.routes.clear()  # the proxy is gone; something else listens on its port
     with using(World(images=IMAGES).engine()):
         found = lifecycle.predict(config, lifecycle.Requester(), budget=0.85)
     assert (found.healthy, found.reason) == (
         False,
         f"port 127.0.0.1:{busy.port} is taken: set proxy.port",
     )
+
+
+def test_a_prediction_for_an_engine_elsewhere_does_not_judge_its_port_here(
+    front: Fronts,
+) -> None:
+    """This machine's loopback is not the engine's (decided before, issue 20): what
+    listens here says nothing of the engine's port."""
+    busy = front({})  # a service of this machine on the proxy's port
+    config = settings(busy.port)
+    with using(World().engine()):
+        assert not reach.decide(config, f"id-{FRONT}", f"id-{BACKEND}").local
+    with using(World(images=IMAGES).engine()):
+        found = lifecycle.predict(config, lifecycle.Requester(), budget=0.85)
+    assert (found.healthy, found.reason) == (True, "not running yet; a real run creates it first")
 
 
 def test_a_prediction_of_other_settings_says_they_are_replaced() -> None:
@@ -495,6 +551,7 @@ def test_status_of_a_serving_proxy_names_its_container_and_settings(front: Front
     served = front({})
     served.serves()
     config = settings(served.port)
+    served.identifies(state.wanted_spec(config).digest, host=f"id-{FRONT}"[:12])
     with using(World(containers=both(config)).engine()):
         found = lifecycle.status(config)
     assert found.healthy
@@ -514,6 +571,7 @@ def test_status_of_a_serving_proxy_names_its_container_and_settings(front: Front
         "bake_url": None,
         "backend": "running",
         "digest": state.wanted_spec(config).digest,
+        "reached": f"{served.url} is answered by the engine's front ({f'id-{FRONT}'[:12]})",
     }
 
 

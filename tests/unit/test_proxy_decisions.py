@@ -6,7 +6,6 @@ engine does, through orchestrator's one call site.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -27,6 +26,7 @@ from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL
 from tests.support.engine import FakeEngine, absent, container
 from tests.support.front import JSON_TYPE, PAGE, Front, closed_port
 
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 HTML_PAGE = b'<html><body><a href="demo-1.0-py3-none-any.whl#sha256=00">demo</a></body></html>'
 
 
@@ -105,7 +105,13 @@ def settings_at(port: int, **changes: Any) -> ProxySettings:
 
 
 @pytest.mark.serial
-def test_a_hung_front_is_given_up_on_without_asking_docker(silent_port: int) -> None:
+def test_a_hung_front_is_given_up_on_without_asking_docker(
+    silent_port: int, front: Callable[..., Front]
+) -> None:
+    """The engine's front, found on this machine's loopback by an earlier build (the
+    decision is kept per engine and proxy name), now hangs."""
+    stand_in = front({})
+    stand_in.is_the_engines(settings_at(stand_in.port))
     docker = FakeEngine()  # answers nothing: a Docker call fails the test
     started = time.monotonic()
     with (
@@ -122,13 +128,8 @@ def test_a_front_with_our_settings_is_used_without_docker(front: Callable[..., F
     docker = FakeEngine()  # answers nothing: a Docker call fails the test
     placeholder = front({})
     settings = settings_at(placeholder.server.server_port)
-    digest = state.wanted_spec(settings).digest
-    placeholder.routes.update(
-        {
-            "/_orchestrator/id": (200, "application/json", json.dumps({"digest": digest}).encode()),
-            "/offline/index/demo/": (200, JSON_TYPE, PAGE),
-        }
-    )
+    placeholder.is_the_engines(settings)  # as an earlier build on this engine found it
+    placeholder.routes["/offline/index/demo/"] = (200, JSON_TYPE, PAGE)
     with using(docker):
         found = lifecycle.ensure(settings, budget=0.85)
     assert (found.healthy, found.state) == (True, "running")

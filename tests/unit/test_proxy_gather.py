@@ -54,7 +54,7 @@ def serving(front: Fronts, profiles_dir: Path, upstream: int | None = None) -> F
     """A front that says it runs with profile 'app''s settings and serves."""
     proxy = front({})
     app = resolved(profiles_dir, at(proxy.port, upstream))
-    proxy.identifies(state.wanted_spec(app.profile.proxy).digest)
+    proxy.is_the_engines(app.profile.proxy)
     proxy.serves()
     return proxy
 
@@ -204,7 +204,7 @@ def test_a_build_waits_for_the_proxy_another_process_is_making(
     digest = state.wanted_spec(app.profile.proxy).digest
 
     def ready() -> None:
-        proxy.identifies(digest)
+        proxy.is_the_engines(app.profile.proxy)
         proxy.serves()
 
     maker = Maker(app.profile.proxy.name, ready, 1.5)

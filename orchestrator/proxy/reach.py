@@ -1,0 +1,184 @@
+"""Where the engine is, and so how this process reaches the managed proxy's front.
+
+The engine publishes the front on its own loopback. Whether that loopback is this
+process's too is not in the ``DOCKER_HOST`` string: a socket mounted into a Jenkins agent
+looks local and is not, GitLab's ``docker:dind`` is reached over tcp, a remote context
+over ssh. So it is decided from evidence, once per engine endpoint and proxy: the front
+answers ``/_orchestrator/id`` with its container's host name (its short id), and when the
+front this process's loopback reaches is the very container the engine reports, the
+loopback is shared. Otherwise every question for the front (identity, readiness, health,
+the access log) is asked from the engine's side: a small Python client run in the proxpi
+container (which has Python, being proxpi), reaching the front by name on their network.
+A look-alike proxy on this machine's loopback, even one with the same settings, is then
+never taken for the engine's.
+
+What was decided is kept in the facts directory under the engine endpoint and the
+proxy's name, with the front's id: a build that finds the same front there again skips
+the engine (the fast path); a front with another id is decided again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from orchestrator import paths
+from orchestrator.engine import client as engine
+from orchestrator.errors import HandledError
+from orchestrator.facts.host import engine_endpoint
+from orchestrator.proxy.front import LISTEN_PORT
+from orchestrator.proxy.httpclient import Exchange, exchange
+from orchestrator.proxy.probe import IDENTITY_TIMEOUT, identity
+
+if TYPE_CHECKING:
+    from orchestrator.profiles import ProxySettings
+
+# Run in the proxpi container: one request, its answer as one JSON line, never a failure
+# exit (a refused or timed-out request is an answer too, told apart by "error").
+ENGINE_SIDE_CLIENT = """\
+import base64, http.client, json, sys, urllib.parse
+method, url, headers, timeout = sys.argv[1:5]
+headers, timeout = json.loads(headers), float(timeout)
+parts = urllib.parse.urlsplit(url)
+path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+try:
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    connection.request(method, path, headers=headers)
+    answer = connection.getresponse()
+    body = answer.read()
+    found = {"status": answer.status, "headers": {k.lower(): v for k, v in answer.getheaders()},
+             "body": base64.b64encode(body).decode()}
+except TimeoutError:
+    found = {"error": "timeout"}
+except OSError as exc:
+    found = {"error": str(exc) or type(exc).__name__}
+print(json.dumps(found))
+"""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How this process asks the managed proxy's front, and why."""
+
+    local: bool  # over this process's loopback; else from the engine's side
+    exchange: Exchange
+    evidence: str
+    front_id: str = ""
+    backend_id: str = ""
+
+
+LOOPBACK = Reach(True, exchange, "the engine's loopback is taken to be this process's")
+
+
+class ThroughEngine:
+    """An ``Exchange`` made from the engine's side: in the proxpi container, to the front
+    by name; a URL on the published loopback address is rewritten to it."""
+
+    def __init__(self, name: str, host_url: str, backend_id: str) -> None:
+        self.backend_id = backend_id
+        self.published = urlsplit(host_url).netloc
+        self.front = f"{name}:{LISTEN_PORT}"
+
+    def __call__(
+        self, method: str, url: str, headers: dict[str, str], timeout: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(url)
+        if parts.netloc == self.published:
+            url = urlunsplit(parts._replace(netloc=self.front))
+        argv = ["python3", "-c", ENGINE_SIDE_CLIENT, method, url, json.dumps(headers)]
+        failures: tuple[type[Exception], ...] = (*engine.absent_errors(), HandledError)
+        try:
+            said = engine.execute(
+                "ask the proxy from the engine's side", self.backend_id, [*argv, str(timeout)]
+            )
+        except failures as exc:
+            # The proxy is gone or the engine said no: as unreachable as a refused port.
+            raise OSError(f"from the engine's side: {exc}") from None
+        return _answer(said)
+
+
+def _answer(said: str) -> tuple[int, dict[str, str], bytes]:
+    """The engine-side client's line, as ``exchange`` answers (or fails)."""
+    try:
+        found = json.loads(said.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise OSError(f"no answer from the engine's side: {said[-200:]!r}") from None
+    if found.get("error") == "timeout":
+        raise TimeoutError("timed out on the engine's side")
+    if "error" in found:
+        raise OSError(str(found["error"]))
+    headers = {str(k): str(v) for k, v in dict(found["headers"]).items()}
+    return int(found["status"]), headers, base64.b64decode(found["body"])
+
+
+def decide(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
+    """Whether the front this process's loopback reaches is the engine's ``front_id``;
+    the answer is kept for the fast path."""
+    said = identity(settings.host_url, IDENTITY_TIMEOUT)
+    if said.host and front_id.startswith(said.host):
+        found = Reach(
+            True,
+            exchange,
+            f"{settings.host_url} is answered by the engine's front ({said.host})",
+            front_id,
+            backend_id,
+        )
+    else:
+        seen = f"answered by another container ({said.host})" if said.host else said.reason
+        found = Reach(
+            False,
+            ThroughEngine(settings.name, settings.host_url, backend_id),
+            f"the engine is elsewhere: {settings.host_url} here is not its front ({seen})",
+            front_id,
+            backend_id,
+        )
+    _keep(settings.name, found)
+    return found
+
+
+def recalled(settings: ProxySettings) -> Reach | None:
+    """What was decided last for this engine and proxy, if anything."""
+    return recalled_by(settings.name, settings.host_url)
+
+
+def recalled_by(name: str, host_url: str) -> Reach | None:
+    """``recalled``, for a caller that holds the proxy's name and URL but no settings (a
+    remembered plan, which imports no pydantic)."""
+    try:
+        data = json.loads(_memo(name).read_text(encoding="utf-8"))
+        front_id, backend_id = str(data["front"]), str(data["backend"])
+        local, evidence = bool(data["local"]), str(data["evidence"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    via: Exchange = exchange if local else ThroughEngine(name, host_url, backend_id)
+    return Reach(local, via, evidence, front_id, backend_id)
+
+
+def _keep(name: str, found: Reach) -> None:
+    record = {
+        "front": found.front_id,
+        "backend": found.backend_id,
+        "local": found.local,
+        "evidence": found.evidence,
+    }
+    try:
+        path = _memo(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record), encoding="utf-8")
+    except OSError:
+        return  # only the next decision's speed is lost
+
+
+def forget(settings: ProxySettings) -> None:
+    """After the proxy was removed or replaced: the next build decides again."""
+    _memo(settings.name).unlink(missing_ok=True)
+
+
+def _memo(name: str) -> Path:
+    key = hashlib.sha256(f"{engine_endpoint()}\0{name}".encode()).hexdigest()[:16]
+    return paths.facts_dir() / f"reach-{key}.json"

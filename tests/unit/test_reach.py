@@ -1,0 +1,115 @@
+"""Where the engine is (proxy/reach.py): decided from the front's own answer held against
+the container the engine reports, remembered per engine endpoint, and the questions for
+the front asked from the engine's side when its loopback is not this machine's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestrator.engine.api import using
+from orchestrator.profiles import ProxySettings
+from orchestrator.proxy import reach
+from tests.support.engine import FakeEngine, absent
+from tests.support.front import Fronts, closed_port
+
+pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
+FRONT, BACKEND = "id-orchestrator-proxpi", "id-orchestrator-proxpi-backend"
+
+
+def settings(port: int) -> ProxySettings:
+    return ProxySettings(port=port, ca_bundle="off", health_project="demo")
+
+
+def test_the_loopback_is_shared_when_the_engine_s_front_answers_there(front: Fronts) -> None:
+    served = front({})
+    served.identifies("d1", host=FRONT[:12])
+    fake = FakeEngine()
+    with using(fake):
+        found = reach.decide(settings(served.port), FRONT, BACKEND)
+    assert found.local
+    assert found.evidence == f"{served.url} is answered by the engine's front ({FRONT[:12]})"
+    assert fake.calls == [], "this machine's loopback alone is asked"
+
+
+@pytest.mark.parametrize("who", ["another container", "nothing"])
+def test_the_engine_is_elsewhere_when_its_front_does_not_answer_here(
+    front: Fronts, who: str
+) -> None:
+    if who == "nothing":
+        port = closed_port()
+    else:
+        look_alike = front({})
+        look_alike.identifies("d1", host="0ther0ne0000")  # same settings, another container
+        port = look_alike.port
+    found = reach.decide(settings(port), FRONT, BACKEND)
+    assert not found.local
+    assert found.evidence.startswith("the engine is elsewhere: ")
+    assert isinstance(found.exchange, reach.ThroughEngine)
+
+
+def test_what_was_decided_is_remembered_per_engine_endpoint(
+    front: Fronts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = front({})
+    served.identifies("d1", host=FRONT[:12])
+    config = settings(served.port)
+    reach.decide(config, FRONT, BACKEND)
+    again = reach.recalled(config)
+    assert again is not None
+    assert (again.local, again.front_id, again.backend_id) == (True, FRONT, BACKEND)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.251.0.2:2375")
+    assert reach.recalled(config) is None, "never across endpoints"
+
+
+def answering(said: dict[str, Any]) -> FakeEngine:
+    return FakeEngine({"container.execute": json.dumps(said) + "\n"})
+
+
+def test_a_question_from_the_engine_s_side_goes_to_the_front_by_name() -> None:
+    config = settings(5010)
+    body = b'{"files": []}'
+    answer = {
+        "status": 200,
+        "headers": {"content-type": "application/json"},
+        "body": "eyJmaWxlcyI6IFtdfQ==",
+    }
+    fake = answering(answer)
+    via = reach.ThroughEngine(config.name, config.host_url, BACKEND)
+    with using(fake):
+        found = via("GET", "http://127.0.0.1:5010/offline/index/demo/", {"Accept": "x"}, 0.8)
+    assert found == (200, {"content-type": "application/json"}, body)
+    [call] = fake.calls
+    ident, command = call.args
+    assert ident == BACKEND, "asked in proxpi's container, which has Python"
+    assert command[:2] == ["python3", "-c"]
+    assert command[3:] == [
+        "GET",
+        "http://orchestrator-proxpi:5000/offline/index/demo/",
+        '{"Accept": "x"}',
+        "0.8",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("said", "error"),
+    [
+        ({"error": "timeout"}, TimeoutError),
+        ({"error": "[Errno 111] Connection refused"}, OSError),
+    ],
+)
+def test_a_failure_on_the_engine_s_side_is_the_failure_a_probe_knows(
+    said: dict[str, str], error: type[Exception]
+) -> None:
+    via = reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND)
+    with using(answering(said)), pytest.raises(error):
+        via("GET", "http://127.0.0.1:5000/_orchestrator/id", {}, 0.4)
+
+
+def test_a_proxy_gone_from_the_engine_is_unreachable_not_a_crash() -> None:
+    via = reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND)
+    gone = FakeEngine({"container.execute": absent("container", BACKEND)})
+    with using(gone), pytest.raises(OSError, match="from the engine's side"):
+        via("GET", "http://127.0.0.1:5000/_orchestrator/id", {}, 0.4)
