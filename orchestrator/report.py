@@ -250,15 +250,23 @@ class Watcher:
         mode: str,
         *,
         front: str | None = None,
+        proxy: str = "",
         rendered: Sequence[str | None] = (),
         argv: Sequence[str] = (),
     ) -> Watcher:
-        """Note the front's log size (proxy, offline) or weigh the cache mounts (fallback)."""
+        """Note the front's log size (proxy, offline) or weigh the cache mounts (fallback).
+        The front of the managed proxy named ``proxy`` is asked as the decision found it
+        reached: over this machine's loopback, or from the engine's side."""
         if mode in ("proxy", "offline"):
             if not front:
                 return cls(mode, note="none: an external proxy (proxy.url) keeps its own records")
+            from orchestrator.proxy import reach  # noqa: PLC0415 - only through the proxy
+
+            known = reach.recalled_by(proxy, front) if proxy else None
+            via = known.exchange if known is not None else reach.LOOPBACK.exchange
             return cls(
-                mode, watch=safely("note the access log", lambda: accesslog.Watch.start(front))
+                mode,
+                watch=safely("note the access log", lambda: accesslog.Watch.start(front, via=via)),
             )
         if mode == "cache-mount":
             ids = tuple(dict.fromkeys(i for text in rendered for i in mount_ids(text)))

@@ -58,7 +58,8 @@ def start_watch(plans: list[BuildPlan], argv: tuple[str, ...] | list[str]) -> Wa
     through the proxy) or the fallback's cache mounts."""
     through = [p for p in plans if p.mode in ("proxy", "offline")]
     if through:
-        return Watcher.start(through[0].mode, front=through[0].proxy_front)
+        first = through[0]
+        return Watcher.start(first.mode, front=first.proxy_front, proxy=first.proxy_name)
     mode = plans[0].mode if plans else "off"
     return Watcher.start(mode, rendered=[p.rendered_text for p in plans], argv=argv)
 

@@ -170,5 +170,6 @@ def plan_from_dict(data: dict[str, Any]) -> BuildPlan:
         secret_env=data["secret_env"],
         files={Path(k): v for k, v in data["files"].items()},
         proxy_front=data.get("proxy_front"),
+        proxy_name=data.get("proxy_name", ""),
         outage=data.get("outage"),
     )

@@ -42,7 +42,8 @@ def run(options: argparse.Namespace) -> int:
         image=plan.image,
         container=plan.name,
     )
-    watcher = Watcher.start(wiring.mode, front=_front(resolved.profile.proxy, wiring.mode))
+    settings = resolved.profile.proxy
+    watcher = Watcher.start(wiring.mode, front=_front(settings, wiring.mode), proxy=settings.name)
     code = execute.run(plan)
     log.info("run ended", container=plan.name, exit_code=code)
     emit(watcher.finish())

@@ -97,6 +97,7 @@ def _finish(draft: Draft, rendered: str | None) -> BuildPlan:
         secret_env=secret_env,
         files=dict(draft.files),
         proxy_front=_proxy_front(draft),
+        proxy_name=draft.profile.proxy.name if _proxy_front(draft) else "",
         outage=draft.facts.proxy.offline if draft.mode == "offline" and draft.facts.proxy else None,
     )
 

@@ -73,6 +73,7 @@ class BuildPlan:
     # The managed proxy's URL from this machine (proxy and offline modes): where the build's
     # failure is explained from, by what the proxy's front served meanwhile.
     proxy_front: str | None = None
+    proxy_name: str = ""  # the managed proxy's name: how the decision found it is kept by it
     outage: str | None = None  # offline mode: why the upstream was taken to be down
 
     def bake_target(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from orchestrator.proxy.front import ACCESS_LOG_PATH, OFFLINE_PREFIX
-from orchestrator.proxy.httpclient import exchange
+from orchestrator.proxy.httpclient import Exchange, exchange
 from orchestrator.proxy.probe import PROBE_AGENT
 
 READ_TIMEOUT = 2.0  # seconds to read the log after a build; it is on this machine's loopback
@@ -185,17 +185,19 @@ def log_url(index_url: str) -> str:
     return f"{parts.scheme}://{netloc}{ACCESS_LOG_PATH}"
 
 
-def size(index_url: str, timeout: float = READ_TIMEOUT) -> int | None:
+def size(index_url: str, timeout: float = READ_TIMEOUT, *, via: Exchange = exchange) -> int | None:
     """The log's size now, None when there is no front's log at that URL."""
     try:
-        status, headers, _ = _request("HEAD", log_url(index_url), {}, timeout)
+        status, headers, _ = _request("HEAD", log_url(index_url), {}, timeout, via=via)
     except (OSError, ValueError, IndexError):
         return None
     length = headers.get("content-length")
     return int(length) if status == 200 and length and length.isdigit() else None
 
 
-def read(index_url: str, since: int = 0, timeout: float = READ_TIMEOUT) -> Span | None:
+def read(
+    index_url: str, since: int = 0, timeout: float = READ_TIMEOUT, *, via: Exchange = exchange
+) -> Span | None:
     """The records written from byte ``since`` on; None when the log cannot be read.
 
     A log rotated meanwhile (smaller than ``since``) is read from its start: its earlier
@@ -203,12 +205,13 @@ def read(index_url: str, since: int = 0, timeout: float = READ_TIMEOUT) -> Span 
     """
     url = log_url(index_url)
     try:
-        status, headers, body = _request("GET", url, {"Range": f"bytes={since}-"}, timeout)
+        ranged = {"Range": f"bytes={since}-"}
+        status, headers, body = _request("GET", url, ranged, timeout, via=via)
         if status == 416:
             total = _CONTENT_RANGE.match(headers.get("content-range", ""))
             if total is None or int(total.group(1)) >= since:
                 return Span(())  # nothing new
-            status, headers, body = _request("GET", url, {}, timeout)
+            status, headers, body = _request("GET", url, {}, timeout, via=via)
     except (OSError, ValueError, IndexError):
         return None
     if status not in (200, 206):
@@ -223,24 +226,28 @@ class Watch:
     index_url: str
     offset: int
     started: float
+    via: Exchange = exchange
 
     @classmethod
-    def start(cls, index_url: str, timeout: float = 0.5) -> Watch | None:
+    def start(
+        cls, index_url: str, timeout: float = 0.5, *, via: Exchange = exchange
+    ) -> Watch | None:
         """Note the log's size now; None when the proxy has no front's log (external)."""
-        offset = size(index_url, timeout)
-        return None if offset is None else cls(index_url, offset, time.time())
+        offset = size(index_url, timeout, via=via)
+        return None if offset is None else cls(index_url, offset, time.time(), via)
 
     def span(self, timeout: float = READ_TIMEOUT) -> Span | None:
         """What the front served since ``start``."""
-        found = read(self.index_url, self.offset, timeout)
+        found = read(self.index_url, self.offset, timeout, via=self.via)
         if found is None:
             return None
         return found.since(self.started - 1.0)
 
 
 def _request(
-    method: str, url: str, headers: dict[str, str], timeout: float
+    method: str, url: str, headers: dict[str, str], timeout: float, *, via: Exchange
 ) -> tuple[int, dict[str, str], bytes]:
-    """Plain http over a socket (``httpclient.exchange``): every build in proxy mode notes the
-    log's size, and http.client's import alone is a fifth of the overhead budget."""
-    return exchange(method, url, {"User-Agent": PROBE_AGENT, **headers}, timeout)
+    """Plain http over a socket (``httpclient.exchange``: every build in proxy mode notes the
+    log's size, and http.client's import alone is a fifth of the overhead budget), or from
+    the engine's side when this machine's loopback is not the engine's (``reach``)."""
+    return via(method, url, {"User-Agent": PROBE_AGENT, **headers}, timeout)

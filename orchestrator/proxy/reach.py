@@ -107,7 +107,9 @@ def _answer(said: str) -> tuple[int, dict[str, str], bytes]:
     try:
         found = json.loads(said.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise OSError(f"no answer from the engine's side: {said[-200:]!r}") from None
+        found = None
+    if not isinstance(found, dict):
+        raise OSError(f"no answer from the engine's side: {said[-200:]!r}")
     if found.get("error") == "timeout":
         raise TimeoutError("timed out on the engine's side")
     if "error" in found:
@@ -139,6 +141,14 @@ def decide(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
         )
     _keep(settings.name, found)
     return found
+
+
+def of_front(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
+    """How to reach this very front: as decided before for it, or decided now."""
+    known = recalled(settings)
+    if known is not None and (known.front_id, known.backend_id) == (front_id, backend_id):
+        return known
+    return decide(settings, front_id, backend_id)
 
 
 def recalled(settings: ProxySettings) -> Reach | None:

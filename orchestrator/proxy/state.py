@@ -164,9 +164,7 @@ def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatu
     checked = Probe(False, f"container is {state}")
     if state != "running" or backend is None:
         return status_of(front, backend, settings, checked)
-    known = reach.recalled(settings)
-    if known is None or (known.front_id, known.backend_id) != (front.id, backend.id):
-        known = reach.decide(settings, front.id, backend.id)
+    known = reach.of_front(settings, front.id, backend.id)
     checked = served(settings.host_url, settings.health_project, probe_timeout, via=known.exchange)
     return status_of(front, backend, settings, checked, known)
 

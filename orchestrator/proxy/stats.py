@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.engine import client as engine
 from orchestrator.errors import BadInput, ProxyUnavailable
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy import accesslog, state
+from orchestrator.proxy import accesslog, reach, state
 from orchestrator.proxy.front import CACHE_PATH
 from orchestrator.proxy.spec import CACHE_DIR, backend_name
 from orchestrator.units import human_bytes
@@ -168,7 +168,8 @@ def gather(settings: ProxySettings) -> dict[str, Any]:
     files, size = sizes_total(listing)
     started = front.state.started_at
     since = started.timestamp() if started else 0.0
-    span = accesslog.read(settings.host_url, 0, LOG_TIMEOUT)
+    via = reach.of_front(settings, front.id, backend.id).exchange
+    span = accesslog.read(settings.host_url, 0, LOG_TIMEOUT, via=via)
     return {
         "proxy": settings.name,
         "front": summary(entries),

@@ -4,6 +4,7 @@ the front asked from the engine's side when its loopback is not this machine's."
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 from orchestrator.engine.api import using
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import reach
+from orchestrator.report import Watcher
 from tests.support.engine import FakeEngine, absent
-from tests.support.front import Fronts, closed_port
+from tests.support.front import Fronts, closed_port, record
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
 FRONT, BACKEND = "id-orchestrator-proxpi", "id-orchestrator-proxpi-backend"
@@ -113,3 +115,32 @@ def test_a_proxy_gone_from_the_engine_is_unreachable_not_a_crash() -> None:
     gone = FakeEngine({"container.execute": absent("container", BACKEND)})
     with using(gone), pytest.raises(OSError, match="from the engine's side"):
         via("GET", "http://127.0.0.1:5000/_orchestrator/id", {}, 0.4)
+
+
+def test_the_cache_report_reads_the_access_log_from_the_engine_s_side(front: Fronts) -> None:
+    """A build whose engine is elsewhere counts what its own proxy served, not what a
+    proxy on this machine's loopback did (issue 20)."""
+    here = front({})  # a proxy of this machine, whose log must not be read
+    here.logs(record("/index/demo/demo-1.0-py3-none-any.whl", size=999))
+    config = settings(here.port)
+    assert not reach.decide(config, FRONT, BACKEND).local  # it answers with no host of ours
+    log = (json.dumps(record("/index/orch/orch-1.0-py3-none-any.whl", size=5000)) + "\n").encode()
+    sizes = iter([0, len(log)])
+
+    def engine_side(ident: str, command: list[str]) -> str:
+        method, url = command[3], command[4]
+        assert url.startswith("http://orchestrator-proxpi:5000/_orchestrator/access.log")
+        if method == "HEAD":
+            said = {"status": 200, "headers": {"content-length": str(next(sizes))}, "body": ""}
+        else:
+            said = {"status": 206, "headers": {}, "body": base64.b64encode(log).decode()}
+        return json.dumps(said) + "\n"
+
+    fake = FakeEngine({"container.execute": engine_side})
+    with using(fake):
+        watcher = Watcher.start("proxy", front=config.host_url, proxy=config.name)
+        made = watcher.finish()
+    assert made.source == "access-log"
+    assert made.traffic is not None
+    assert (made.traffic.cached.files, made.traffic.cached.bytes) == (1, 5000)
+    assert {c.args[0] for c in fake.made("container.execute")} == {BACKEND}

@@ -75,6 +75,7 @@ def settings(port: int) -> ProxySettings:
 
 def test_stats_count_both_caches_and_the_traffic_since_the_front_started(front: Fronts) -> None:
     served = front({})
+    served.identifies("d1", host=FRONT_ID[:12])  # the engine's front, on this loopback
     served.logs(
         record(WHEEL, size=5000),
         record("/index/other/other-2.0.tar.gz", cache="MISS", size=9000),
