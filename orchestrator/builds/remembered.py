@@ -89,11 +89,12 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
         return None
     started = time.monotonic()
     deadline = probe.Deadline(probe.DECISION_BUDGET)
-    upstream = probe.UpstreamCheck(key.index, key.remember)
+    known = reach.recalled_by(key.name, key.host_url)
+    if known is None:
+        return None  # not yet decided for this engine: the slow way decides
+    via, where = reach.side(known)
+    upstream = probe.UpstreamCheck(key.index, key.remember, via=via, side=where)
     try:
-        known = reach.recalled_by(key.name, key.host_url)
-        if known is None:
-            return None  # not yet decided for this engine: the slow way decides
         checked = probe.answers(
             key.host_url,
             key.health_project,

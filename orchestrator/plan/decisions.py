@@ -158,7 +158,7 @@ def _auto_steps_network(settings: ProxySettings, mode: str) -> tuple[str, str]:
     url = settings.url or settings.host_url
     if is_loopback(url):
         return "host", (
-            f"the proxy ({url}) is on this machine's loopback; host networking in "
+            f"the proxy ({url}) is published on the engine's loopback; host networking in "
             "every mode, so a switch to the fallback and back keeps the layer cache"
         )
     if is_loopback(settings.index):

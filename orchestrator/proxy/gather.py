@@ -11,7 +11,7 @@ from orchestrator.errors import Conflict, DockerRefused, ProxyUnavailable
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
 from orchestrator.profiles import ProxySettings, ResolvedProfile
-from orchestrator.proxy import lifecycle, probe
+from orchestrator.proxy import lifecycle, probe, reach
 from orchestrator.proxy.locking import ProxyBusy, creation_lock
 
 log = get_logger(__name__)
@@ -30,10 +30,22 @@ def proxy_facts(resolved: ResolvedProfile, *, no_proxy: bool, dry_run: bool) -> 
         return None
     started = time.monotonic()
     clock = lifecycle.Clock()
-    remember = probe.remembered_for(settings.index_ttl)
-    upstream = None if settings.url else probe.UpstreamCheck(settings.index, remember)
+    upstream = None if settings.url else _upstream_check(settings, reach.recalled(settings))
     found = _proxy(resolved, dry_run=dry_run, clock=clock, upstream=upstream)
+    if upstream is not None and not upstream.side:
+        now = reach.recalled(settings)
+        if now is not None and not now.local:  # found elsewhere only now: ask from there
+            upstream = _upstream_check(settings, now)
     return probe.decided(found, upstream, started, clock.creating)
+
+
+def _upstream_check(settings: ProxySettings, known: reach.Reach | None) -> probe.UpstreamCheck:
+    """Whether the upstream answers, asked where proxpi asks it: from the engine's side
+    when the engine is elsewhere (an index this machine cannot reach may well be reachable
+    there, and the other way round)."""
+    via, where = reach.side(known)
+    remember = probe.remembered_for(settings.index_ttl)
+    return probe.UpstreamCheck(settings.index, remember, via=via, side=where)
 
 
 def _proxy(

@@ -275,7 +275,13 @@ def ensure(
     if front is None or backend is None:
         raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
     reached = reach.decide(settings, front.id, backend.id)
-    log.info("proxy ready", name=settings.name, action=action, url=settings.host_url, reach=reached)
+    log.info(
+        "proxy ready",
+        name=settings.name,
+        action=action,
+        url=settings.host_url,
+        reach=reached.evidence,
+    )
     return status_of(front, backend, settings, checked, reached)
 
 

@@ -236,11 +236,11 @@ def _front_url(index_url: str, path: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def upstream(index_url: str, timeout: float) -> Probe:
+def upstream(index_url: str, timeout: float, *, via: Exchange = exchange) -> Probe:
     """Whether the upstream index answers at all: a HEAD of its root, no page asked for."""
     bare, auth = split_credentials(index_url)
     headers = {"User-Agent": PROBE_AGENT, **auth}
-    answer = _ask("HEAD", bare, headers, timeout, where=redact(bare))
+    answer = _ask("HEAD", bare, headers, timeout, where=redact(bare), via=via)
     if isinstance(answer, Probe):
         return answer
     status, _, _, took = answer
@@ -316,18 +316,26 @@ def wait_ready(
         delay = min(delay * 2, 1.0)
 
 
-def upstream_remembered(index_url: str, timeout: float, remember: float = 30.0) -> Probe:
+def upstream_remembered(
+    index_url: str,
+    timeout: float,
+    remember: float = 30.0,
+    *,
+    via: Exchange = exchange,
+    side: str = "",
+) -> Probe:
     """``upstream``, with an answer that it is up remembered for ``remember`` seconds.
 
     Only "up" is remembered: a build right after the upstream came back must not be sent
-    to the offline cache, and a build while it is down pays at most ``timeout``.
+    to the offline cache, and a build while it is down pays at most ``timeout``. ``via``
+    and ``side``: asked from the engine's side (``reach``), remembered apart.
     """
     import hashlib  # noqa: PLC0415
     import json  # noqa: PLC0415
 
     from orchestrator import paths  # noqa: PLC0415
 
-    key = hashlib.sha256(index_url.encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{index_url}\0{side}".encode()).hexdigest()[:16]
     memo = paths.facts_dir() / f"upstream-{key}.json"
     try:
         seen = json.loads(memo.read_text(encoding="utf-8"))
@@ -335,7 +343,7 @@ def upstream_remembered(index_url: str, timeout: float, remember: float = 30.0) 
             return Probe(True, str(seen["reason"]) + " (recently)", int(seen["status"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    found = upstream(index_url, timeout)
+    found = upstream(index_url, timeout, via=via)
     if found.ok:
         try:
             memo.parent.mkdir(parents=True, exist_ok=True)
@@ -350,17 +358,23 @@ class UpstreamCheck(threading.Thread):
     """``upstream_remembered`` with the build's timeout, asked beside the proxy's check in a
     daemon thread: abandoned, not waited for, when its answer is not needed."""
 
-    def __init__(self, index_url: str, remember: float) -> None:
+    def __init__(
+        self, index_url: str, remember: float, *, via: Exchange = exchange, side: str = ""
+    ) -> None:
         super().__init__(daemon=True, name="upstream check")
         self.index_url = index_url
         self.remember = remember
+        self.via = via
+        self.side = side
         self.found = Probe(False, "not asked")
         self.seconds = 0.0
         self.start()
 
     def run(self) -> None:
         started = time.monotonic()
-        self.found = upstream_remembered(self.index_url, UPSTREAM_TIMEOUT, self.remember)
+        self.found = upstream_remembered(
+            self.index_url, UPSTREAM_TIMEOUT, self.remember, via=self.via, side=self.side
+        )
         self.seconds = time.monotonic() - started
 
     def result(self) -> tuple[Probe, float]:

@@ -151,6 +151,14 @@ def of_front(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
     return decide(settings, front_id, backend_id)
 
 
+def side(known: Reach | None) -> tuple[Exchange, str]:
+    """Where to ask the upstream from: where proxpi asks it (this machine, or the engine's
+    side when the engine is elsewhere), and a name for that side to remember answers by."""
+    if known is None or known.local:
+        return exchange, ""
+    return known.exchange, f"engine {known.backend_id[:12]}"
+
+
 def recalled(settings: ProxySettings) -> Reach | None:
     """What was decided last for this engine and proxy, if anything."""
     return recalled_by(settings.name, settings.host_url)

@@ -15,8 +15,8 @@ import pytest
 
 from orchestrator.engine.api import using
 from orchestrator.errors import Conflict
-from orchestrator.profiles import ProfileStore, ResolvedProfile
-from orchestrator.proxy import state
+from orchestrator.profiles import ProfileStore, ProxySettings, ResolvedProfile
+from orchestrator.proxy import reach, state
 from orchestrator.proxy.gather import proxy_facts
 from orchestrator.proxy.locking import creation_lock
 from orchestrator.proxy.spec import CONFIG_LABEL, OWNER, OWNER_LABEL, PROFILE_LABEL
@@ -101,6 +101,47 @@ def test_a_serving_proxy_whose_upstream_is_down_is_offline(
     assert found.healthy
     assert found.offline is not None
     assert "unreachable" in found.offline
+
+
+def test_the_upstream_is_asked_where_proxpi_asks_it_when_the_engine_is_elsewhere(
+    profiles_dir: Path, front: Fronts
+) -> None:
+    """An index only the engine's side reaches (a name this machine cannot resolve, as
+    a CI runner's internal index may be): online, because it is asked from there."""
+    engine_side_index = front({"/simple/": (200, "text/html", b"")})
+    proxy = front({})
+    proxy.serves()
+    write_profile(
+        profiles_dir,
+        "app",
+        "context: ../ctx\nca_bundle: off\nproxy:\n"
+        f"  port: {proxy.port}\n  health_project: demo\n  ca_bundle: off\n"
+        "  index: http://index.engine.internal:8080/simple/\n  index_ttl: 0\n",
+    )
+    app = ProfileStore(profiles_dir).resolve("app")
+    config = app.profile.proxy
+    proxy.identifies(state.wanted_spec(config).digest)  # no host: not the engine's front
+    front_id, backend_id = f"id-{FRONT}", f"id-{BACKEND}"
+    world = World(
+        containers=[
+            container(front_id, name=FRONT, labels=ours_labels(config), published=proxy.port),
+            container(backend_id, name=BACKEND, labels=ours_labels(config)),
+        ],
+        published={"index.engine.internal": engine_side_index.port},
+    )
+    with using(world.engine()):
+        assert not reach.decide(config, front_id, backend_id).local
+        found = proxy_facts(app, no_proxy=False, dry_run=False)
+    assert found is not None
+    assert (found.healthy, found.offline) == (True, None), found
+
+
+def ours_labels(config: ProxySettings) -> dict[str, str]:
+    return {
+        OWNER_LABEL: OWNER,
+        CONFIG_LABEL: state.wanted_spec(config).digest,
+        PROFILE_LABEL: "app",
+    }
 
 
 def test_another_profile_s_proxy_makes_an_auto_build_fall_back(profiles_dir: Path) -> None:
