@@ -1,0 +1,186 @@
+"""An engine that is not on this machine's loopback (issue 20): the `remote` engine of
+scripts/engines, a dockerd in a network namespace of its own reached over tcp, as GitLab's
+`docker:dind` or a Jenkins agent's mounted socket are. This process plays the CI job: its
+127.0.0.1 is not the engine's.
+
+Run by scripts/test on the remote engine only (``-m remote``); the engine's other tests
+assume a loopback they share with it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from devsupport.upstream_container import Upstream, json_lines
+from tests.integration.conftest import (
+    PIP_DOCKERFILE,
+    TOP_PACKAGE,
+    Workspace,
+    built_mode,
+    remove_proxy,
+)
+from tests.integration.test_bake import bake_file, cache_report, check_images, run_bake
+
+pytestmark = pytest.mark.remote
+FILES = 2  # orch-demo-app and orch-demo-lib
+
+
+def cache_event(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    (found,) = [r for r in json_lines(result.stderr) if r.get("event") == "cache report"]
+    return dict(found["cache"])
+
+
+def decision(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    (found,) = [r for r in json_lines(result.stderr) if r.get("event") == "proxy decided"]
+    return found
+
+
+def build(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    return workspace.orchestrate("-v", "build", "app", *args)
+
+
+def namespace(workspace: Workspace) -> str:
+    """Cache mounts of this test's own: the engine keeps them from run to run."""
+    return f"orchestrator-test-{workspace.marker[:12]}"
+
+
+@pytest.fixture
+def app(workspace: Workspace) -> Workspace:
+    context = workspace.context("ctx", PIP_DOCKERFILE)
+    workspace.profile("app", context, cache_namespace=namespace(workspace))
+    return workspace
+
+
+def test_the_engine_is_elsewhere_here(app: Workspace, proxy: dict[str, Any]) -> None:
+    """The premise: what the engine publishes on its loopback is not on this one's."""
+    app.orchestrate("proxy", "up", "--profile", "app")
+    with pytest.raises(OSError):  # noqa: PT011 - refused or reset, whichever the kernel says
+        socket.create_connection(("127.0.0.1", proxy["port"]), timeout=1).close()
+    status = json.loads(app.orchestrate("proxy", "status", "--profile", "app", "--json").stdout)
+    assert status["healthy"], status
+    assert status["reached"].startswith("the engine is elsewhere"), status["reached"]
+
+
+@pytest.mark.serial  # it asserts that the decision took no timeout to make
+def test_a_build_goes_through_the_engine_s_proxy(
+    app: Workspace, proxy: dict[str, Any], upstream: Upstream
+) -> None:
+    remove_proxy(proxy["name"], proxy["cache_volume"])  # a cold proxy, made by this build
+    upstream.mark()
+    started = time.monotonic()
+    first = build(app, "--fresh")
+    took = time.monotonic() - started
+    assert built_mode(first) == "proxy", first.stderr
+    assert decision(first)["bounded"] < 1.0, "no timeout was waited out"
+    report = cache_event(first)
+    assert report["source"] == "access-log", report
+    assert report["cached_files"] + report["fetched_files"] == FILES, report
+    fetched = [r["path"] for r in upstream.file_downloads()]
+    assert len(fetched) == len(set(fetched)) == FILES, "each file fetched from the upstream once"
+    assert took < 60, f"a cold build through the engine's proxy took {took:.0f} s"
+    again = build(app, "--fresh")
+    assert built_mode(again) == "proxy"
+    assert cache_event(again)["pages"]["cached_files"] >= 1, "its pages counted by its proxy"
+
+
+class LookAlike:
+    """Another proxy on this machine's loopback, at the engine's proxy's port, with the
+    same settings (it answers their digest) and pages that name no file: if a build took
+    it for the engine's, the cache report and readiness would read it."""
+
+    def __init__(self, port: int, digest: str) -> None:
+        self.asked: list[str] = []
+        seen = self.asked
+        said = json.dumps({"digest": digest, "name": "look-alike", "host": "10ca1c0ffee0"})
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                body = said.encode() if self.path == "/_orchestrator/id" else b"{}"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET  # noqa: N815 - http.server's naming
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def look_alike(app: Workspace, proxy: dict[str, Any]) -> Iterator[LookAlike]:
+    status = json.loads(app.orchestrate("proxy", "up", "--profile", "app", "--json").stdout)
+    served = LookAlike(proxy["port"], status["digest"])
+    yield served
+    served.close()
+
+
+def test_a_look_alike_proxy_here_changes_nothing(app: Workspace, look_alike: LookAlike) -> None:
+    result = build(app, "--fresh")
+    assert built_mode(result) == "proxy", result.stderr
+    report = cache_event(result)
+    assert report["source"] == "access-log", report
+    assert report["pages"]["cached_files"] >= 1, "the engine's proxy's records, not its"
+    assert "/_orchestrator/access.log" not in look_alike.asked, "its log was never read"
+    assert all(path == "/_orchestrator/id" for path in look_alike.asked), look_alike.asked
+    status = json.loads(app.orchestrate("proxy", "status", "--profile", "app", "--json").stdout)
+    assert status["healthy"]
+    assert "another container (10ca1c0ffee0)" in status["reached"] or status["reached"].startswith(
+        "the engine is elsewhere"
+    ), status["reached"]
+
+
+def test_status_and_stats_tell_the_truth_there(app: Workspace) -> None:
+    build(app)
+    stats = json.loads(app.orchestrate("proxy", "stats", "--profile", "app", "--json").stdout)
+    assert stats["backend"]["files"] >= FILES, stats
+    assert stats["front"]["files"] >= FILES, stats
+
+
+def test_bake_goes_through_the_engine_s_proxy(workspace: Workspace) -> None:
+    workspace.profile("app", workspace.context("app-ctx", PIP_DOCKERFILE))
+    path, tags = bake_file(workspace)
+    result = run_bake(workspace, path, "--fresh")
+    assert cache_report(result)["source"] == "access-log", result.stderr
+    check_images(tags)
+
+
+def test_two_jobs_share_one_proxy(
+    app: Workspace, proxy: dict[str, Any], upstream: Upstream
+) -> None:
+    """Two CI jobs (caches of their own) at once on a cold proxy, asking for packages no
+    other test here asks for: both through it, and each file fetched from the upstream
+    once."""
+    pip = PIP_DOCKERFILE.replace(TOP_PACKAGE, "orch-inst-app")
+    app.profile("app", app.context("jobs", pip), cache_namespace=namespace(app))
+    remove_proxy(proxy["name"], proxy["cache_volume"])
+    upstream.mark()
+    jobs = [{"XDG_CACHE_HOME": str(app.root / f"job{n}")} for n in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(lambda env: app.orchestrate("build", "app", "--fresh", **env), jobs)
+        )
+    assert [built_mode(r) for r in results] == ["proxy", "proxy"], [r.stderr for r in results]
+    fetched = [r["path"] for r in upstream.file_downloads()]
+    assert len(fetched) == len(set(fetched)) == FILES, fetched
+    assert "orch_inst_app" in " ".join(fetched)
