@@ -5,13 +5,20 @@ the services of a compose file."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import secrets
 import stat
 import tempfile
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
+from orchestrator import paths
 from orchestrator.engine import client as engine
-from orchestrator.errors import BadInput
+from orchestrator.errors import BadInput, HandledError
+from orchestrator.facts.host import engine_endpoint
 from orchestrator.facts.model import ComposeService, ImageFacts, TerminalFacts
 from orchestrator.inputs import read_text
 
@@ -46,6 +53,73 @@ def image_facts(image: str) -> ImageFacts:
         return ImageFacts(present=False)
     env = dict(item.partition("=")[::2] for item in (found.config.env or []))
     return ImageFacts(present=True, env=env, user=str(found.config.user or ""))
+
+
+def files_shared(images: Sequence[str], *, ask: bool = True) -> bool | None:
+    """Whether the engine sees this machine's files (a bind mount of a path here shows
+    what is here), from evidence: a private directory here holding a random token, bind
+    mounted read-only into a throwaway container of the first of ``images`` the engine
+    has, which prints it back. The answer is kept per engine endpoint; None when no image
+    could tell (then nothing is assumed), and when ``ask`` is false (a dry run) and it was
+    never asked."""
+    memo = files_memo()
+    try:
+        return bool(json.loads(memo.read_text(encoding="utf-8"))["shared"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not ask:
+        return None
+    found = _probe_files(images)
+    if found is not None:
+        with suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps({"shared": found}), encoding="utf-8")
+    return found
+
+
+def _probe_files(images: Sequence[str]) -> bool | None:
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="orchestrate-files-") as directory:
+        place = Path(directory)
+        (place / "token").write_text(token, encoding="utf-8")
+        place.chmod(0o755)
+        (place / "token").chmod(0o644)
+        for image in images:
+            said = _read_through_engine(image, place)
+            if said is not None:
+                return said.strip() == token
+    return None
+
+
+def _read_through_engine(image: str, place: Path) -> str | None:
+    """The token file as a container of ``image`` on the engine reads it ("none" when it is
+    not there); None when this image cannot tell (absent, or no shell in it). A path the
+    engine does not have is created empty by it, as a bind of a missing source is."""
+    docker = engine.client()
+    cannot_tell: tuple[type[Exception], ...] = (*engine.absent_errors(), HandledError)
+    try:
+        said = engine.call(
+            "see whether the engine shares this machine's files",
+            docker.container.run,
+            image,
+            ["-c", "cat /probe/token 2>/dev/null || echo none"],
+            entrypoint="sh",
+            remove=True,
+            pull="never",
+            networks=["none"],
+            user="0:0",
+            volumes=[(str(place), "/probe", "ro")],
+            labels={"io.orchestrator.owner": "orchestrator"},
+        )
+    except cannot_tell:
+        return None
+    return str(said or "")
+
+
+def files_memo() -> Path:
+    """Where the answer for this engine endpoint is kept."""
+    key = hashlib.sha256(engine_endpoint().encode()).hexdigest()[:16]
+    return paths.facts_dir() / f"files-{key}.json"
 
 
 def network_exists(name: str) -> bool:

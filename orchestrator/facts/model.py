@@ -92,6 +92,9 @@ class RunFacts:
     secret_dir: Path = Path("/nonexistent")
     token: str = "0"  # makes the container's name unique
     pip_lock_dir: Path = Path("/nonexistent")  # host directory of the pip-lock sitecustomize
+    # Whether the engine sees this machine's files (bind mounts of paths here); None: not
+    # known (not asked, or nothing could tell), and taken as shared, as before it was asked.
+    files_shared: bool | None = None
 
 
 @dataclass(frozen=True)

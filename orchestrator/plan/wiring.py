@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestrator.errors import BadInput
 from orchestrator.facts.model import RunFacts
 from orchestrator.plan.containers import (
     CACHE_TARGET,
@@ -144,9 +145,41 @@ def _index(draft: _Draft) -> None:
 # --- what the container gets ---------------------------------------------------------------
 
 
+def _elsewhere(draft: _Draft) -> bool:
+    """The engine was seen not to have this machine's files (``facts.files_shared``): no
+    path of this machine may be handed to it as a bind source (it would find nothing, or
+    make an empty directory in its place)."""
+    return draft.facts.files_shared is False
+
+
+def _refuse(draft: _Draft, field: str, what: str) -> BadInput:
+    return BadInput(
+        f"{draft.resolved.sources[0]}: field '{field}': the engine is elsewhere and cannot "
+        f"see {what} here: {ELSEWHERE_HINT[field]}"
+    )
+
+
+ELSEWHERE_HINT = {
+    "ssh": "set ssh: false for runs (builds forward it)",
+    "secrets": "leave them out of runs (builds pass them)",
+    "ca_bundle": "set ca_bundle: off for runs",
+}
+
+
 def _ca(draft: _Draft) -> None:
+    profile = draft.resolved.profile
+    if _elsewhere(draft) and profile.ca_bundle_path(draft.facts.host.host_ca_bundle):
+        if profile.ca_bundle != "auto":
+            raise _refuse(draft, "ca_bundle", "this file")
+        draft.decide(
+            "CA bundle",
+            "none",
+            "the engine is elsewhere: this machine's bundle is not there for its "
+            "containers, which keep their image's own",
+        )
+        return
     how = f"mounted read-only at {CA_TARGET}, named by {', '.join(CA_VARIABLES)}"
-    path = ca_bundle(draft, draft.resolved.profile, draft.facts.host, how)
+    path = ca_bundle(draft, profile, draft.facts.host, how)
     if path is None:
         return
     draft.mounts.append(Mount("bind", str(path), CA_TARGET))
@@ -168,6 +201,8 @@ def _ssh(draft: _Draft) -> None:
     sock = ssh_socket(draft.resolved, draft.facts.host)
     if sock is None:
         return
+    if _elsewhere(draft):
+        raise _refuse(draft, "ssh", "the ssh-agent")
     draft.mounts.append(Mount("bind", sock, SSH_TARGET, read_only=False))
     draft.env["SSH_AUTH_SOCK"] = SSH_TARGET
     reason = "the profile forwards the ssh-agent; keys stay on the host"
@@ -182,6 +217,14 @@ def _ssh(draft: _Draft) -> None:
 def _cache(draft: _Draft) -> None:
     """The fallback's named volume: pip's and uv's caches, kept between runs."""
     if draft.mode != "cache-volume":
+        return
+    if _elsewhere(draft):
+        draft.decide(
+            "cache volume",
+            "none",
+            "the engine is elsewhere: the lock that keeps pips before "
+            f"{PIP_SAFE_VERSION} from corrupting a shared cache is a file of this machine",
+        )
         return
     owner = draft.user or _image_owner(draft)
     if owner is None:
@@ -244,6 +287,8 @@ def _image_owner(draft: _Draft) -> tuple[int, int] | None:
 
 def _secrets(draft: _Draft) -> tuple[Secret, ...]:
     check_secrets(draft.resolved, draft.facts.host)
+    if draft.resolved.profile.secrets and _elsewhere(draft):
+        raise _refuse(draft, "secrets", "these files")
     found = [
         Secret(key, f"{SECRETS_DIR}/{key}", file=secret.file, variable=secret.env)
         for key, secret in draft.resolved.profile.secrets.items()

@@ -9,6 +9,7 @@ import secrets
 
 from orchestrator import paths
 from orchestrator.facts.container import (
+    files_shared,
     image_facts,
     network_exists,
     pip_lock_dir,
@@ -22,6 +23,7 @@ from orchestrator.plan.run import plan_run, run_image
 from orchestrator.plan.wiring import plan_wiring
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.proxy.gather import proxy_facts
+from orchestrator.proxy.image import recipes
 
 
 def gather(
@@ -36,6 +38,11 @@ def gather(
     )
     settings = resolved.profile.proxy
     fallback = settings.mode != "off" and (proxy is None or not proxy.healthy)
+    profile = resolved.profile
+    binds = profile.ca_bundle_path(host.host_ca_bundle) or profile.ssh or profile.secrets
+    shared = None
+    if binds or fallback:  # a path of this machine would be handed to the engine
+        shared = files_shared(_probe_images(resolved, image), ask=not dry_run)
     return RunFacts(
         host=host,
         terminal=terminal(),
@@ -44,7 +51,16 @@ def gather(
         secret_dir=secret_base() / f"orchestrate-run-{secrets.token_hex(6)}",
         token=secrets.token_hex(4),
         pip_lock_dir=pip_lock_dir(),
+        files_shared=shared,
     )
+
+
+def _probe_images(resolved: ResolvedProfile, image: str | None) -> list[str]:
+    """Images to look at this machine's files through: the proxy's own (which have a shell,
+    whatever the run's image has), then the run's."""
+    proxpi = recipes(resolved.profile.proxy)[0]
+    found = [proxpi.local, proxpi.configured]
+    return [*found, image] if image else found
 
 
 def plan_for(resolved: ResolvedProfile, options: RunOptions, *, dry_run: bool) -> RunPlan:

@@ -4,9 +4,20 @@ test reads what another (or a real build) left behind."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+
+from orchestrator.facts.container import files_memo
+
+
+def files_shared_here(shared: bool = True) -> None:
+    """As an earlier run on this engine found it: the engine sees this machine's files (a
+    local engine), so a run asks no container to find out (``facts/container.py``)."""
+    memo = files_memo()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps({"shared": shared}), encoding="utf-8")
 
 
 @pytest.fixture
@@ -22,3 +33,4 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(tmp_path / "locks"))
+    files_shared_here()

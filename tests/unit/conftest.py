@@ -5,7 +5,7 @@ facts, where the engine is, a remembered plan) reaches another test or the user'
 import pytest
 
 from tests.support.front import front  # noqa: F401 - the fixture, offered to every unit test
-from tests.support.state import private_state  # noqa: F401 - likewise
+from tests.support.state import files_shared_here, private_state  # noqa: F401 - likewise
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +15,4 @@ def private_cache(
     own = tmp_path_factory.mktemp("own")
     monkeypatch.setenv("XDG_CACHE_HOME", str(own / "cache"))
     monkeypatch.setenv("ORCHESTRATE_LOCK_DIR", str(own / "locks"))
+    files_shared_here()

@@ -259,6 +259,54 @@ def test_user_off_keeps_the_image_user_and_owns_the_volume_by_it(make_run: MakeR
     assert "cannot tell the uid" in decision(named, "cache volume")
 
 
+# --- an engine elsewhere: no path of this machine handed to it (issue 20) --------------------
+
+
+def test_an_engine_elsewhere_gets_no_bundle_of_this_machine(
+    make_run: MakeRun, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("CA")
+    plan = make_run(PROXY + "ca_bundle: auto\n", host_ca_bundle=bundle, files_shared=False)
+    assert not [m for m in values(plan.argv, "--mount") if str(bundle) in m]
+    assert "PIP_CERT" not in env_of(plan)
+    (ca,) = [d for d in plan.all_decisions if d.topic == "CA bundle"]
+    assert (ca.choice, ca.reason.startswith("the engine is elsewhere")) == ("none", True)
+    with pytest.raises(BadInput) as refused:
+        make_run(PROXY + f"ca_bundle: {bundle}\n", files_shared=False)
+    assert "field 'ca_bundle': the engine is elsewhere" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("profile", "field"),
+    [("ssh: true\n", "ssh"), ("secrets:\n  token: {env: MY_TOKEN}\n", "secrets")],
+)
+def test_what_an_engine_elsewhere_cannot_see_is_refused_in_one_line(
+    make_run: MakeRun, profile: str, field: str
+) -> None:
+    with pytest.raises(BadInput) as refused:
+        make_run(
+            PROXY + profile,
+            files_shared=False,
+            ssh_auth_sock="/tmp/agent.sock",
+            env_names=frozenset({"MY_TOKEN"}),
+        )
+    line = refused.value.message
+    assert f"field '{field}': the engine is elsewhere and cannot see" in line
+    assert "\n" not in line
+    assert len(line) - len(line.partition(":")[0]) < 140, line  # the path aside
+
+
+def test_the_fallback_keeps_no_shared_cache_on_an_engine_elsewhere(make_run: MakeRun) -> None:
+    """The lock that keeps older pips from corrupting a shared cache is a file here."""
+    plan = make_run(proxy=DOWN, files_shared=False)
+    assert plan.wiring.mode == "cache-volume"
+    assert plan.wiring.cache is None
+    assert not [m for m in values(plan.argv, "--mount") if "pipcache" in m]
+    (cache,) = [d for d in plan.all_decisions if d.topic == "cache volume"]
+    assert cache.choice == "none"
+
+
 # --- what else a build gets: CA bundle, ssh-agent, secrets ----------------------------------
 
 
