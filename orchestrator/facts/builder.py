@@ -24,6 +24,7 @@ from pathlib import Path
 
 from orchestrator import paths
 from orchestrator.engine import client as engine
+from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BadInput, EngineUnavailable, HandledError
 from orchestrator.facts.model import BuilderFacts
 from orchestrator.log import get_logger
@@ -93,8 +94,31 @@ def _probe(builder: str | None) -> BuilderFacts:
         buildkit_version=str(getattr(nodes[0], "version", "") or "") if nodes else "",
         bake_network=knows_network,
         bake_fs_entitlements=buildx >= (0, 19),
-        **results,
+        heredocs=results["heredocs"],
+        mount_variables=results["mount_variables"],
+        secret_env=results["secret_env"],
+        network=None if str(found.driver) == "docker" else _network_of(builder),
     )
+
+
+def _network_of(builder: str | None) -> str | None:
+    """A container builder's network, from its driver options as `docker buildx inspect`
+    prints them (python-on-whales does not read them): ``Driver Options: network="host"``.
+    None when it names none (the builder's own network) or cannot be read."""
+    argv = ["docker", "buildx", "inspect", *([builder] if builder else [])]
+    try:
+        printed = current_engine().capture("read the builder's driver options", argv)
+    except HandledError:
+        return None
+    return network_option(printed)
+
+
+def network_option(printed: str) -> str | None:
+    for line in printed.splitlines():
+        if line.strip().startswith("Driver Options:"):
+            found = re.search(r'\bnetwork="?([^"\s]+)"?', line)
+            return found.group(1) if found else None
+    return None
 
 
 def _accepts(dockerfile: str, builder: str | None) -> bool:

@@ -36,6 +36,9 @@ class BuilderFacts:
     secret_env: bool = False  # --mount=type=secret,env=NAME (dockerfile 1.10)
     bake_network: bool = False  # bake's `network` attribute and --allow (buildx 0.17)
     bake_fs_entitlements: bool = False  # bake asks --allow fs.read=PATH (buildx 0.19/0.20)
+    # A container builder's network (its `--driver-opt network=`): "host", a network's
+    # name, or None (its own, or not a container builder)
+    network: str | None = None
     checked: bool = True  # False: the engine could not be asked; the values are assumed
 
     @property

@@ -48,6 +48,7 @@ def plan_build(
     for step in (
         _plan_builder,
         _plan_mode,
+        _plan_builder_reach,
         _plan_network,
         _plan_index,
         handover.plan_ca,
@@ -180,10 +181,14 @@ def _unreachable_reason(draft: Draft, proxy: ProxyFacts) -> str | None:
     settings = draft.profile.proxy
     loopback = is_loopback(settings.url or settings.host_url)
     if draft.facts.builder.driver != "docker":
-        if settings.url:
-            return "a container builder cannot reach this loopback URL" if loopback else None
-        missing = proxy.address is None
-        return f"it has no address on network '{settings.network}'" if missing else None
+        if _builder_route(draft) is not None:
+            return None
+        builder = draft.facts.builder
+        where = f"network '{builder.network}'" if builder.network else "a network of its own"
+        return (
+            f"builder '{builder.name}' runs on {where}, from which its RUN steps do not reach "
+            "the proxy: create one that does (prepare once) and name it in the profile"
+        )
     if draft.options.bake and not _bake_host_network(draft) and loopback:
         if settings.bridge and draft.facts.bridge_gateway:
             return None
@@ -199,30 +204,60 @@ def _bake_host_network(draft: Draft) -> bool:
     return draft.profile.network != "default"
 
 
+def _builder_route(draft: Draft) -> str | None:
+    """How a container builder's RUN steps reach the proxy, if they do. They share the
+    builder container's network (docker/buildx#2255: "host" inside the container, which
+    needs no entitlement): ``address`` for an external proxy reached by address,
+    ``host`` for a builder on the engine host's network (the loopback-published port),
+    ``network`` for one on the managed proxy's network (its IP there: names do not
+    resolve in RUN steps, docker/buildx#2306)."""
+    settings = draft.profile.proxy
+    builder = draft.facts.builder
+    if settings.url and not is_loopback(settings.url):
+        return "address"
+    if builder.network == "host":
+        return "host"
+    address = draft.facts.proxy.address if draft.facts.proxy else None
+    if not settings.url and builder.network == settings.network and address:
+        return "network"
+    return None
+
+
 def _proxy_url(draft: Draft) -> str:
     """The proxy's index URL as a RUN step sees it, which depends on the builder."""
     settings = draft.profile.proxy
-    if settings.url or draft.facts.builder.driver == "docker":
+    route = _builder_route(draft)
+    if draft.facts.builder.driver == "docker" or route == "address":
         host_network = draft.network == "host"
         return steps_proxy_url(draft, settings, draft.facts, host_network=host_network)
+    if route == "host":
+        url = settings.url or settings.host_url
+        draft.decide(
+            "proxy address",
+            url,
+            "the builder runs on the engine host's network (--driver-opt network=host): "
+            "its RUN steps reach the loopback-published port",
+        )
+        return url
     address = draft.facts.proxy.address if draft.facts.proxy else None
     assert address is not None, "_unreachable_reason sends an address-less proxy to the fallback"
-    url = builder_proxy_url(draft, address)
-    _plan_container_builder(draft)
-    return url
+    return builder_proxy_url(draft, address)
 
 
-def _plan_container_builder(draft: Draft) -> None:
-    network = draft.profile.proxy.network
+def _plan_builder_reach(draft: Draft) -> None:
+    """A container builder that cannot reach the proxy: the one to create, said once."""
+    asked = draft.facts.proxy is not None and draft.facts.proxy.healthy
+    if draft.facts.builder.driver == "docker" or not asked or _builder_route(draft):
+        return
     name = draft.profile.builder or "orchestrator"
-    if draft.profile.builder is None:
-        draft.args += ["--builder", name]
     create = ("docker", "buildx", "create", "--name", name, "--driver", "docker-container")
-    draft.prepare.append((*create, "--driver-opt", f"network={network}"))
+    draft.prepare.append((*create, "--driver-opt", "network=host"))
     draft.decide(
         "builder network",
-        network,
-        "the builder must be created on the proxy's network; create it once as shown",
+        "host",
+        f"create builder '{name}' once as shown, and name it in the profile (builder: {name}): "
+        "on the host's network its RUN steps reach the proxy (buildx 0.13 and newer allow "
+        "it, docker/buildx#2266)",
     )
 
 

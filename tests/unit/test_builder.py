@@ -186,3 +186,23 @@ def test_a_remote_engine_is_remembered_too(socket: Path, monkeypatch: pytest.Mon
 )
 def test_versions_are_read_from_buildx_s_words(text: str, parsed: tuple[int, ...]) -> None:
     assert builder.version_tuple(text) == parsed
+
+
+def test_a_container_builder_s_network_is_read_from_its_driver_options(socket: Path) -> None:
+    """python-on-whales does not read driver options: they come from `buildx inspect`."""
+    container = SimpleNamespace(name="ci", driver="docker-container", nodes=[])
+    fake = engine(**{"buildx.inspect": container})
+    fake.captured["docker buildx inspect ci"] = (
+        'Name: ci\nDriver: docker-container\nNodes:\nDriver Options: network="host"\n'
+    )
+    with using(fake):
+        found = builder.detect("ci")
+    assert (found.driver, found.network) == ("docker-container", "host")
+    assert [c.args for c in fake.made("capture")] == [("docker", "buildx", "inspect", "ci")]
+
+
+def test_the_docker_driver_has_no_network_of_its_own_to_read(socket: Path) -> None:
+    fake = engine()
+    with using(fake):
+        assert builder.detect(None).network is None
+    assert fake.made("capture") == []

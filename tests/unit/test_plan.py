@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator import dockerfile
 from orchestrator.errors import BadInput, ExitCode, ProxyUnavailable
+from orchestrator.facts.builder import network_option
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan import render
 from orchestrator.plan.build import plan_build
@@ -726,44 +727,77 @@ def test_external_proxy_on_loopback_uses_host_network(make_plan: MakePlan) -> No
     assert has_host_network(plan)
 
 
-CONTAINER = BuilderFacts(driver="docker-container", name="ci")
-CONTAINER_FACTS = {
-    "builder": CONTAINER,
-    "proxy": ProxyFacts(healthy=True, reason="ok", address="172.18.0.5"),
-}
+ON_PROXY_NETWORK = BuilderFacts(driver="docker-container", name="ci", network="orchestrator")
+ON_HOST = BuilderFacts(driver="docker-container", name="ci", network="host")
+OWN_NETWORK = BuilderFacts(driver="docker-container", name="ci")
+ADDRESSED = ProxyFacts(healthy=True, reason="ok", address="172.18.0.5")
+CREATE_ON_HOST = (
+    "docker",
+    "buildx",
+    "create",
+    "--name",
+    "orchestrator",
+    "--driver",
+    "docker-container",
+    "--driver-opt",
+    "network=host",
+)
 
 
-def test_container_builder_reaches_the_proxy_by_its_network_ip(make_plan: MakePlan) -> None:
-    plan = make_plan(**CONTAINER_FACTS)
+def test_a_container_builder_on_the_proxy_network_reaches_its_ip(make_plan: MakePlan) -> None:
+    plan = make_plan(builder=ON_PROXY_NETWORK, proxy=ADDRESSED)
     assert plan.mode == "proxy"
     assert plan.index_url == "http://172.18.0.5:5000/index/"
     assert "--network" not in plan.argv
     assert decision(plan, "network").choice == "builder's"
+    assert plan.prepare == ()
+    assert "--builder" not in plan.argv, "the builder the user chose is the one used"
 
 
-def test_container_builder_must_be_created_on_the_proxy_network(make_plan: MakePlan) -> None:
-    plan = make_plan(**CONTAINER_FACTS)
-    assert plan.prepare == (
-        (
-            "docker",
-            "buildx",
-            "create",
-            "--name",
-            "orchestrator",
-            "--driver",
-            "docker-container",
-            "--driver-opt",
-            "network=orchestrator",
-        ),
-    )
-    assert option_values(plan, "--builder") == ["orchestrator"]
+def test_a_container_builder_on_the_host_network_reaches_the_loopback(
+    make_plan: MakePlan,
+) -> None:
+    """docker/setup-buildx-action with `driver-opts: network=host`: RUN steps share the
+    builder's network, the engine host's (docker/buildx#2255)."""
+    plan = make_plan(builder=ON_HOST, proxy=HEALTHY)
+    assert plan.mode == "proxy"
+    assert plan.index_url == "http://127.0.0.1:5000/index/"
+    assert "network=host" in decision(plan, "proxy address").reason
+    assert plan.prepare == ()
 
 
-def test_container_builder_without_proxy_address_falls_back_in_auto(make_plan: MakePlan) -> None:
-    plan = make_plan(**{**CONTAINER_FACTS, "proxy": HEALTHY})
+def test_a_container_builder_that_reaches_nothing_falls_back_and_says_what_to_create(
+    make_plan: MakePlan,
+) -> None:
+    plan = make_plan(builder=OWN_NETWORK, proxy=ADDRESSED)
     assert plan.mode == "cache-mount"
-    with pytest.raises(ProxyUnavailable, match="no address on network 'orchestrator'"):
-        make_plan("proxy: require\n", **{**CONTAINER_FACTS, "proxy": HEALTHY})
+    assert "builder 'ci' runs on a network of its own" in plan.mode_reason
+    assert plan.prepare == (CREATE_ON_HOST,)
+    assert "builder: orchestrator" in decision(plan, "builder network").reason
+    with pytest.raises(ProxyUnavailable, match="builder 'ci' runs on a network of its own"):
+        make_plan("proxy: require\n", builder=OWN_NETWORK, proxy=ADDRESSED)
+
+
+def test_any_container_builder_reaches_an_external_proxy_by_address(make_plan: MakePlan) -> None:
+    plan = make_plan("proxy: {url: 'http://10.1.2.3:5000/index/'}\n", builder=OWN_NETWORK)
+    assert plan.mode == "proxy"
+    assert plan.index_url == "http://10.1.2.3:5000/index/"
+    assert plan.prepare == ()
+
+
+def test_the_builder_s_network_is_read_from_buildx_s_own_words() -> None:
+    """As `docker buildx inspect` (buildx 0.13.1) printed it for a builder created with
+    `--driver-opt network=host` (seen here, 2026-12-07)."""
+    printed = (
+        "Name:          orch-probe-net\nDriver:        docker-container\n\nNodes:\n"
+        "Name:                  orch-probe-net0\n"
+        "Endpoint:              unix:///var/run/docker.sock\n"
+        'Driver Options:        image="moby/buildkit:v0.20.1" network="host"\n'
+        "Status:                inactive\n"
+    )
+    assert network_option(printed) == "host"
+    assert network_option(printed.replace(' network="host"', "")) is None
+    assert network_option("Name: default\nDriver: docker\n") is None
 
 
 def test_the_frontend_s_capabilities_are_decisions(make_plan: MakePlan) -> None:
