@@ -41,6 +41,16 @@ def split_credentials(url: str) -> tuple[str, dict[str, str]]:
     return bare, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
+def with_userinfo(url: str, pair: str) -> str:
+    """``url`` with ``user:password`` in it, each part quoted as a URL needs."""
+    from urllib.parse import quote  # noqa: PLC0415
+
+    user, _, password = pair.partition(":")
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":

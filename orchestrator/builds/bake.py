@@ -56,7 +56,7 @@ class BakePlan:
         envs = {json.dumps(dict(p.secret_env), sort_keys=True) for p in self.plans.values()}
         if len(envs) > 1:
             raise BadInput("the selected targets need different build settings; bake them apart")
-        return dict(next(iter(self.plans.values())).secret_env) if self.plans else {}
+        return execution.settings_env(next(iter(self.plans.values()))) if self.plans else {}
 
     @property
     def host_network(self) -> bool:

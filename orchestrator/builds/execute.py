@@ -36,10 +36,11 @@ def execute(plan: BuildPlan) -> CacheReport:
     Through the managed proxy, a failed build is explained by what its front served
     meanwhile: the projects it could not serve, named in one line with the reason."""
     write_files(plan)
+    env = settings_env(plan)
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
     watcher = start_watch([plan], plan.argv)
-    code = current_engine().stream(plan.argv, env=plan.secret_env)
+    code = current_engine().stream(plan.argv, env=env)
     if code != 0:
         span = watcher.span()
         missing = span.missing() if span is not None else []
@@ -51,6 +52,21 @@ def execute(plan: BuildPlan) -> CacheReport:
             detail=plan.command_line,
         )
     return watcher.finish()
+
+
+def settings_env(plan: BuildPlan) -> dict[str, str]:
+    """The variables that feed the settings secrets, with the index's credentials put in
+    now, read from where the profile keeps them: BuildKit gets them as secrets, and no
+    plan (printed or remembered) ever held them."""
+    if not plan.credentials_url or not plan.credentials_source:
+        return dict(plan.secret_env)
+    from orchestrator.facts.host import read_credentials  # noqa: PLC0415 - rare
+    from orchestrator.urls import with_userinfo  # noqa: PLC0415
+
+    pair = read_credentials(plan.credentials_source, str(plan.sources[0]))
+    bare = plan.credentials_url
+    authed = with_userinfo(bare, pair)
+    return {name: value.replace(bare, authed) for name, value in plan.secret_env.items()}
 
 
 def start_watch(plans: list[BuildPlan], argv: tuple[str, ...] | list[str]) -> Watcher:

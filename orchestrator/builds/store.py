@@ -171,5 +171,7 @@ def plan_from_dict(data: dict[str, Any]) -> BuildPlan:
         files={Path(k): v for k, v in data["files"].items()},
         proxy_front=data.get("proxy_front"),
         proxy_name=data.get("proxy_name", ""),
+        credentials_url=data.get("credentials_url"),
+        credentials_source=data.get("credentials_source"),
         outage=data.get("outage"),
     )

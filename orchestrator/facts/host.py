@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from orchestrator import paths
 from orchestrator.errors import BadInput
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
+from orchestrator.inputs import read_text
 from orchestrator.paths import HOST_CA_BUNDLE
 
 if TYPE_CHECKING:
@@ -64,11 +65,38 @@ def check_inputs(resolved: ResolvedProfile) -> None:
             raise BadInput(
                 f"{where}: field 'secrets.{key}.env': environment variable {secret.env} is not set"
             )
+    credentials = profile.proxy.credentials
+    if credentials is not None and credentials.env and credentials.env not in os.environ:
+        raise BadInput(
+            f"{where}: field 'proxy.credentials.env': environment variable {credentials.env} "
+            "is not set"
+        )
     if profile.ssh and not os.environ.get("SSH_AUTH_SOCK"):
         raise BadInput(
             f"{where}: field 'ssh' is true but no ssh-agent socket was found: start one "
             "(eval $(ssh-agent); ssh-add) so SSH_AUTH_SOCK is set"
         )
+
+
+def read_credentials(source: str, where: str) -> str:
+    """``user:password`` from where the profile keeps it (``env:NAME`` or ``file:PATH``),
+    read when it is needed and never kept: what a build hands BuildKit as a secret."""
+    kind, _, name = source.partition(":")
+    if kind == "env":
+        value = os.environ.get(name)
+        if value is None:
+            raise BadInput(
+                f"{where}: field 'proxy.credentials.env': environment variable {name} is not set"
+            )
+    else:
+        value = read_text(Path(name), "credentials file")
+    value = value.strip()
+    if ":" not in value or "\n" in value:
+        raise BadInput(
+            f"{where}: field 'proxy.credentials': give user:password on one line (a token as "
+            "its index names the user, such as aws:TOKEN)"
+        )
+    return value
 
 
 def engine_endpoint(environ: Mapping[str, str] | None = None) -> str:

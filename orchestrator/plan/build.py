@@ -100,7 +100,20 @@ def _finish(draft: Draft, rendered: str | None) -> BuildPlan:
         proxy_front=_proxy_front(draft),
         proxy_name=draft.profile.proxy.name if _proxy_front(draft) else "",
         outage=draft.facts.proxy.offline if draft.mode == "offline" and draft.facts.proxy else None,
+        **_credentials(draft),
     )
+
+
+def _credentials(draft: Draft) -> dict[str, str | None]:
+    """Where the credentials of the URL that needs them are kept; never their value."""
+    settings = draft.profile.proxy
+    credentials = settings.credentials
+    if credentials is None or draft.mode == "off":
+        return {}
+    return {
+        "credentials_url": settings.url or settings.index,
+        "credentials_source": credentials.source,
+    }
 
 
 def _proxy_front(draft: Draft) -> str | None:

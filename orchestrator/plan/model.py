@@ -75,6 +75,11 @@ class BuildPlan:
     proxy_front: str | None = None
     proxy_name: str = ""  # the managed proxy's name: how the decision found it is kept by it
     outage: str | None = None  # offline mode: why the upstream was taken to be down
+    # The index URL that needs credentials (proxy.credentials), and where they are kept
+    # (env:NAME, file:PATH): read and put into the settings secrets when the build runs,
+    # so that no plan, remembered or printed, holds them.
+    credentials_url: str | None = None
+    credentials_source: str | None = None
 
     def bake_target(self) -> dict[str, Any]:
         """The same wiring as a bake target override (bake's JSON keys)."""

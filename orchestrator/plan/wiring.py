@@ -139,6 +139,11 @@ def _index(draft: _Draft) -> None:
     else:
         draft.network = container_fallback_network(draft, settings, draft.facts.network_exists)
     draft.index_url, env = choose_index(draft, settings, draft.mode, url)
+    if env and settings.credentials and draft.index_url in (settings.url, settings.index):
+        raise BadInput(
+            f"{draft.resolved.sources[0]}: field 'proxy.credentials': a container's "
+            "environment shows them to `docker inspect`; they reach builds only"
+        )
     draft.env.update(env)
 
 

@@ -153,6 +153,28 @@ def mode_shorthand(value: object) -> object:
     return value
 
 
+class Secret(BaseModel):
+    """A BuildKit secret, read from a file or an environment variable, never a build arg."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: HostPath | None = Field(
+        None, description="File holding the secret, relative to the profile."
+    )
+    env: Text | None = Field(None, description="Environment variable holding the secret.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where it is kept, as one word: ``env:NAME`` or ``file:PATH``."""
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+
 class ProxySettings(BaseModel):
     """The caching PyPI proxy (proxpi) that builds get their packages through."""
 
@@ -167,6 +189,13 @@ class ProxySettings(BaseModel):
         None,
         description="An external shared proxy's index URL, used as given; "
         "no container is managed then.",
+    )
+    credentials: Secret | None = Field(
+        None,
+        description="user:password (a token: as its index names the user, such as "
+        "aws:TOKEN) for url, or else for index, from a file or a variable. Builds get them "
+        "as BuildKit secrets only, never in a plan, a log or a layer; a managed proxy "
+        "passes them to proxpi.",
     )
     name: DockerName = Field(
         "orchestrator-proxpi", description="Container name of the managed proxy."
@@ -285,23 +314,6 @@ def _secret_id(value: str) -> str:
 
 
 SecretId = Annotated[str, AfterValidator(_secret_id)]
-
-
-class Secret(BaseModel):
-    """A BuildKit secret, read from a file or an environment variable, never a build arg."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    file: HostPath | None = Field(
-        None, description="File holding the secret, relative to the profile."
-    )
-    env: Text | None = Field(None, description="Environment variable holding the secret.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Secret:
-        if (self.file is None) == (self.env is None):
-            raise ValueError("give exactly one of 'file' or 'env'")
-        return self
 
 
 class Profile(BaseModel):

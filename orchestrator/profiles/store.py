@@ -231,7 +231,11 @@ def _normalize(data: dict[str, Any], base: Path) -> dict[str, Any]:
     out["ca_bundle"] = _path_setting(out.get("ca_bundle"), base)
     proxy = out.get("proxy")
     if isinstance(proxy, dict) and "ca_bundle" in proxy:
-        out["proxy"] = {**proxy, "ca_bundle": _path_setting(proxy["ca_bundle"], base)}
+        out["proxy"] = proxy = {**proxy, "ca_bundle": _path_setting(proxy["ca_bundle"], base)}
+    credentials = proxy.get("credentials") if isinstance(proxy, dict) else None
+    if isinstance(credentials, dict) and isinstance(credentials.get("file"), str):
+        credentials = {**credentials, "file": _path_setting(credentials["file"], base)}
+        out["proxy"] = {**out["proxy"], "credentials": credentials}
     secrets = out.get("secrets")
     if isinstance(secrets, dict):
         out["secrets"] = {

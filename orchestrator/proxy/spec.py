@@ -93,10 +93,13 @@ def front_volume(settings: ProxySettings) -> str:
     return f"{settings.cache_volume}-front"
 
 
-def proxpi_env(settings: ProxySettings, *, with_ca: bool) -> dict[str, str]:
-    """proxpi's settings that matter; its defaults lose the cache and redirect cold misses."""
+def proxpi_env(
+    settings: ProxySettings, *, with_ca: bool, index: str | None = None
+) -> dict[str, str]:
+    """proxpi's settings that matter; its defaults lose the cache and redirect cold misses.
+    ``index``: the upstream as proxpi asks it (with the profile's credentials in it)."""
     env = {
-        "PROXPI_INDEX_URL": settings.index,
+        "PROXPI_INDEX_URL": index or settings.index,
         "PROXPI_INDEX_TTL": str(settings.index_ttl),
         "PROXPI_CACHE_DIR": CACHE_DIR,
         "PROXPI_CACHE_SIZE": str(settings.cache_size),
@@ -122,6 +125,7 @@ def proxy_spec(
     front_image: str | None = None,
     host_ca_bundle: Path | None = None,
     bridge_gateway: str | None = None,
+    index: str | None = None,
 ) -> ProxySpec:
     """Both containers for these settings; images default to the configured ones."""
     ca = settings.ca_bundle_path(host_ca_bundle)
@@ -133,7 +137,7 @@ def proxy_spec(
         image=image or settings.image,
         network=settings.network,
         volumes=tuple(volumes),
-        envs=proxpi_env(settings, with_ca=ca is not None),
+        envs=proxpi_env(settings, with_ca=ca is not None, index=index),
         configured_image=settings.image,
         role="backend",
     )

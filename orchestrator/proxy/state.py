@@ -25,7 +25,7 @@ from orchestrator.proxy.spec import (
     backend_name,
     proxy_spec,
 )
-from orchestrator.urls import redact_all
+from orchestrator.urls import redact_all, with_userinfo
 
 if TYPE_CHECKING:
     from python_on_whales import Container
@@ -131,7 +131,15 @@ def wanted_spec(settings: ProxySettings, images: tuple[str, str] | None = None) 
         front_image=front,
         host_ca_bundle=host.host_ca_bundle(),
         bridge_gateway=published_gateway(settings),
+        index=authed(settings, settings.index) if not settings.url else None,
     )
+
+
+def authed(settings: ProxySettings, url: str) -> str:
+    """``url`` with the profile's credentials in it (proxy.credentials), read now."""
+    if settings.credentials is None:
+        return url
+    return with_userinfo(url, host.read_credentials(settings.credentials.source, "the profile"))
 
 
 def _base(settings: ProxySettings) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def _base(settings: ProxySettings) -> dict[str, Any]:
 def status(settings: ProxySettings, *, probe_timeout: float = 2.0) -> ProxyStatus:
     """Report without changing anything; fast when the proxy is plainly absent."""
     if settings.url:
-        found = probe(settings.url, settings.health_project, probe_timeout)
+        found = probe(authed(settings, settings.url), settings.health_project, probe_timeout)
         return ProxyStatus(
             state="external", healthy=found.ok, reason=found.reason, **_base(settings)
         )
