@@ -286,18 +286,19 @@ def ensure(
 
 
 def _via(settings: ProxySettings) -> Exchange:
-    """How to ask the proxy while it gets ready: over this machine's loopback when that
-    was decided for this very front and no other container answers there now; else from
-    the engine's side, which reaches it wherever the engine is."""
+    """How to ask the proxy while it gets ready: over this machine's loopback when this
+    very front answers there, or was found there before and answers nothing else yet;
+    else from the engine's side, which reaches it wherever the engine is."""
     both = find_all((settings.name, backend_name(settings)))
     front, backend = both[settings.name], both[backend_name(settings)]
     if front is None or backend is None:
         raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
+    said = identity(settings.host_url, IDENTITY_TIMEOUT)
+    if said.host == front.id[:12]:  # this very front answers here: the loopback is shared
+        return reach.LOOPBACK.exchange
     known = reach.recalled(settings)
-    if known is not None and known.local and known.front_id == front.id:
-        said = identity(settings.host_url, IDENTITY_TIMEOUT)
-        if said.host is None or said.host == front.id[:12]:
-            return known.exchange
+    if said.host is None and known is not None and known.local and known.front_id == front.id:
+        return known.exchange  # decided for it before; it does not listen yet
     return reach.ThroughEngine(settings.name, settings.host_url, backend.id)
 
 
