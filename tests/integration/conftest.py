@@ -32,6 +32,8 @@ PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-l
 # has none of them cached when those tests start; orch-inst-big widens parallel races.
 PACKAGES += [("orch-inst-lib", "1.0", ()), ("orch-inst-app", "1.0", ("orch-inst-lib>=1.0",))]
 PACKAGES += [("orch-inst-big", "1.0", ())]
+# For the many jobs on a cold proxy (test_proxy.py): asked for by no other test.
+PACKAGES += [("orch-jobs-a", "1.0", ()), ("orch-jobs-b", "1.0", ("orch-jobs-a",))]
 PAYLOAD_BYTES = {"orch-inst-big": 8_000_000}
 TOP_PACKAGE = "orch-demo-app"
 TEST_LABEL = "io.orchestrator.test-run"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -114,6 +115,35 @@ def test_parallel_ups_leave_exactly_one_proxy(workspace: Workspace, proxy: dict[
     for name in (proxy["name"], f"{proxy['name']}-backend"):
         found = docker.container.list(all=True, filters=[("name", f"^{name}$")])
         assert len(found) == 1, name
+
+
+JOB_DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+RUN python3 -m pip download --disable-pip-version-check --no-deps -d /tmp/d \\
+    orch-jobs-a orch-jobs-b
+"""
+
+
+def test_eight_jobs_started_together_on_a_cold_proxy_all_go_through_it(
+    workspace: Workspace, proxy: dict[str, Any], upstream: Upstream
+) -> None:
+    """A CI runner's first minute (issue 20): one job makes the proxy, the seven others
+    wait for it instead of falling back, and each file is fetched from the upstream once."""
+    workspace.profile("jobs", workspace.context("jobs-ctx", JOB_DOCKERFILE))
+    remove_proxy(proxy["name"], proxy["cache_volume"])
+    upstream.mark()
+
+    def job(number: int) -> subprocess.CompletedProcess[str]:
+        own = str(workspace.root / f"job{number}")
+        return workspace.orchestrate("build", "jobs", "--fresh", check=False, XDG_CACHE_HOME=own)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(job, range(8)))
+    assert [r.returncode for r in results] == [0] * 8, [r.stderr[-400:] for r in results]
+    assert [built_mode(r) for r in results] == ["proxy"] * 8
+    fetched = sorted(r["path"].rsplit("/", 1)[1] for r in upstream.file_downloads())
+    assert fetched == ["orch_jobs_a-1.0-py3-none-any.whl", "orch_jobs_b-1.0-py3-none-any.whl"]
 
 
 def test_failed_start_leaves_nothing_behind(workspace: Workspace, run_id: str) -> None:
