@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -55,7 +56,9 @@ def namespace(workspace: Workspace) -> str:
 
 
 @pytest.fixture
-def app(workspace: Workspace) -> Workspace:
+def app(workspace: Workspace, proxy: dict[str, Any]) -> Workspace:
+    """Profile 'app' through the session's proxy (``proxy``: removed when the session
+    ends, whichever test made it)."""
     context = workspace.context("ctx", PIP_DOCKERFILE)
     workspace.profile("app", context, cache_namespace=namespace(workspace))
     return workspace
@@ -184,3 +187,52 @@ def test_two_jobs_share_one_proxy(
     fetched = [r["path"] for r in upstream.file_downloads()]
     assert len(fetched) == len(set(fetched)) == FILES, fetched
     assert "orch_inst_app" in " ".join(fetched)
+
+
+def test_a_job_with_files_of_its_own_hands_the_engine_none_of_them(app: Workspace) -> None:
+    """A job whose files the engine does not see (a mount namespace of its own, as a job
+    in a container has): found by reading a token back through the engine, and then no
+    path of the job's is handed to it; what needs one is refused in one line."""
+    private = app.root / "job-files"
+    private.mkdir()
+    context = app.root / "ctx"
+    app.profile("secretive", context, secrets={"token": {"env": "JOB_TOKEN"}})
+    command = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'mount -t tmpfs none {private} && exec "$@"',
+        "job",
+        *app.command("env", "secretive", "--format", "json"),
+    ]
+    # The job's own files: its temporary directory and its cache (what it found out of the
+    # engine) are in the tmpfs, gone for anybody else.
+    own = {"TMPDIR": str(private), "XDG_CACHE_HOME": str(private / "cache")}
+    env = {**os.environ, **app.env, **own, "JOB_TOKEN": "t0k"}
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    (error,) = [r for r in json_lines(result.stderr) if r.get("event") == "error"]
+    assert "field 'secrets': the engine is elsewhere and cannot see these files" in str(
+        error["message"]
+    )
+    plain = app.orchestrate("env", "secretive", "--format", "json", JOB_TOKEN="t0k")
+    assert json.loads(plain.stdout)["secrets"], "where the engine sees them, they are given"
+
+
+def test_a_run_goes_through_the_engine_s_proxy(app: Workspace, upstream: Upstream) -> None:
+    """A container joins the proxy's network on the engine and reaches it by name there:
+    as much at home on an engine elsewhere as on this machine's."""
+    build(app)
+    script = (
+        "python3 -m pip download --disable-pip-version-check --no-deps -d /tmp/d "
+        f"{TOP_PACKAGE} && ls /tmp/d"
+    )
+    result = app.orchestrate("run", "app", "--", "sh", "-c", script)
+    assert TOP_PACKAGE.replace("-", "_") in result.stdout, result.stderr
+    (ran,) = [r for r in json_lines(result.stderr) if r.get("event") == "run"]
+    assert ran["mode"] == "proxy", result.stderr
