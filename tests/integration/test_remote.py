@@ -9,12 +9,10 @@ assume a loopback they share with it.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +29,7 @@ from tests.integration.conftest import (
     remove_proxy,
 )
 from tests.integration.test_bake import bake_file, cache_report, check_images, run_bake
+from tests.support.front import Front
 
 pytestmark = pytest.mark.remote
 FILES = 2  # orch-demo-app and orch-demo-lib
@@ -96,49 +95,21 @@ def test_a_build_goes_through_the_engine_s_proxy(
     assert cache_event(again)["pages"]["cached_files"] >= 1, "its pages counted by its proxy"
 
 
-class LookAlike:
-    """Another proxy on this machine's loopback, at the engine's proxy's port, with the
-    same settings (it answers their digest) and pages that name no file: if a build took
-    it for the engine's, the cache report and readiness would read it."""
-
-    def __init__(self, port: int, digest: str) -> None:
-        self.asked: list[str] = []
-        seen = self.asked
-        said = json.dumps({"digest": digest, "name": "look-alike", "host": "10ca1c0ffee0"})
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                seen.append(self.path)
-                body = said.encode() if self.path == "/_orchestrator/id" else b"{}"
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_HEAD = do_GET  # noqa: N815 - http.server's naming
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def look_alike(app: Workspace, proxy: dict[str, Any]) -> Iterator[LookAlike]:
+def look_alike(app: Workspace, proxy: dict[str, Any]) -> Iterator[Front]:
+    """Another proxy on this machine's loopback, at the engine's proxy's port, with the
+    same settings (it answers their digest) from another container: if a build took it
+    for the engine's, readiness and the cache report would ask it."""
     status = json.loads(app.orchestrate("proxy", "up", "--profile", "app", "--json").stdout)
-    served = LookAlike(proxy["port"], status["digest"])
+    served = Front({}, port=proxy["port"])
+    served.identifies(status["digest"], host="10ca1c0ffee0")
+    served.thread.start()
     yield served
-    served.close()
+    served.server.shutdown()
+    served.server.server_close()
 
 
-def test_a_look_alike_proxy_here_changes_nothing(app: Workspace, look_alike: LookAlike) -> None:
+def test_a_look_alike_proxy_here_changes_nothing(app: Workspace, look_alike: Front) -> None:
     result = build(app, "--fresh")
     assert built_mode(result) == "proxy", result.stderr
     report = cache_event(result)

@@ -35,7 +35,7 @@ class Front:
     """Fixed answers by path (404 for the rest), and every path asked, in order. A GET
     with ``Range: bytes=N-`` is answered 206 with the body from byte N, as nginx does."""
 
-    def __init__(self, routes: dict[str, Route]) -> None:
+    def __init__(self, routes: dict[str, Route], port: int = 0) -> None:
         self.routes = routes
         self.asked: list[str] = []
         front = self
@@ -60,7 +60,7 @@ class Front:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
