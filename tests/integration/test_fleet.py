@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -42,7 +43,7 @@ def ci(tmp_path: Path, upstream: Upstream, network: str) -> Iterator[dict[str, A
     work = tmp_path / "work"
     shutil.copytree(REPO / "examples" / "ci", work / "examples" / "ci")
     profiles = work / "examples" / "ci" / "profiles"
-    port, marker = free_port(), tmp_path.name[-12:]
+    port, marker = free_port(), uuid.uuid4().hex[:12]
     name = f"orchestrator-test-fleet-{marker}"
     cache_host = yaml.safe_load((profiles / "cache-host.yaml").read_text())
     cache_host["proxy"].update(
@@ -63,6 +64,8 @@ def ci(tmp_path: Path, upstream: Upstream, network: str) -> Iterator[dict[str, A
         build_args={"BASE_IMAGE": base_image()},
         labels={TEST_LABEL: marker},
         ca_bundle="off",
+        # Cache mounts of this run's own: each engine keeps its own from run to run.
+        cache_namespace=f"orchestrator-test-{marker}",
     )
     (profiles / "app.yaml").write_text(yaml.safe_dump(app))
     found = {"work": work, "profiles": profiles, "tag": app["tags"][0]}
