@@ -163,3 +163,36 @@ def test_ssh_without_an_agent_is_one_clear_line(workspace: Workspace) -> None:
     assert result.returncode == 2
     assert "field 'ssh'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` by content, and every directory, as they are now."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "dir"
+        for path in sorted(root.rglob("*"))
+    }
+
+
+def test_no_mode_writes_a_file_of_the_project(workspace: Workspace, proxy: dict[str, Any]) -> None:
+    """First, do no harm: the project's files are read, never written, by a build through
+    the proxy, a fresh one, the fallback and a dry run (their copies go to the cache)."""
+    dockerfile = USER_HEADER + textwrap.dedent("""\
+        COPY requirements.txt uv.lock ./
+        RUN python3 -m venv venv && venv/bin/pip install --disable-pip-version-check \\
+            -r requirements.txt
+        """)
+    context = workspace.context(
+        "project",
+        dockerfile,
+        {
+            "requirements.txt": f"{TOP_PACKAGE}\n",
+            "uv.lock": 'version = 1\n[[package]]\nname = "x"\n',
+        },
+    )
+    workspace.profile("app", context)
+    before = tree_digest(context)
+    for args in ((), ("--fresh",), ("--no-proxy",), ("--dry-run",), ("--no-proxy", "--fresh")):
+        workspace.orchestrate("build", "app", *args)
+    assert tree_digest(context) == before
