@@ -8,6 +8,7 @@ world-writable directory (``ORCHESTRATE_LOCK_DIR``, default ``/run/lock/orchestr
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -48,6 +49,14 @@ def rendered_dir() -> Path:
 def facts_dir() -> Path:
     """Facts about engines and builders that cannot change until the engine restarts."""
     return cache_dir() / "facts"
+
+
+def fact_file(kind: str, *key: str) -> Path:
+    """Where one remembered fact of ``kind`` is kept, named by a digest of what it is
+    about (an engine endpoint, a proxy, an index): the parts may hold credentials or
+    slashes, which a file name must not."""
+    digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
+    return facts_dir() / f"{kind}-{digest}.json"
 
 
 def shared_lock_dir() -> Path:

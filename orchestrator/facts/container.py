@@ -5,7 +5,6 @@ the services of a compose file."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -118,8 +117,7 @@ def _read_through_engine(image: str, place: Path) -> str | None:
 
 def files_memo() -> Path:
     """Where the answer for this engine endpoint is kept."""
-    key = hashlib.sha256(engine_endpoint().encode()).hexdigest()[:16]
-    return paths.facts_dir() / f"files-{key}.json"
+    return paths.fact_file("files", engine_endpoint())
 
 
 def network_exists(name: str) -> bool:

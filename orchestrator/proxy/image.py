@@ -7,7 +7,6 @@ once, not at every proxy start.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -122,8 +121,7 @@ def _pull(image: str) -> bool:
 
 def _memo(image: str) -> Path:
     engine_id = os.environ.get("DOCKER_HOST", "default")
-    key = hashlib.sha256(f"{engine_id}\0{image}".encode()).hexdigest()[:16]
-    return paths.facts_dir() / f"unpullable-{key}.json"
+    return paths.fact_file("unpullable", engine_id, image)
 
 
 def _known_unpullable(image: str) -> bool:

@@ -330,13 +330,11 @@ def upstream_remembered(
     to the offline cache, and a build while it is down pays at most ``timeout``. ``via``
     and ``side``: asked from the engine's side (``reach``), remembered apart.
     """
-    import hashlib  # noqa: PLC0415
     import json  # noqa: PLC0415
 
     from orchestrator import paths  # noqa: PLC0415
 
-    key = hashlib.sha256(f"{index_url}\0{side}".encode()).hexdigest()[:16]
-    memo = paths.facts_dir() / f"upstream-{key}.json"
+    memo = paths.fact_file("upstream", index_url, side)
     try:
         seen = json.loads(memo.read_text(encoding="utf-8"))
         if time.time() - float(seen["at"]) < remember:

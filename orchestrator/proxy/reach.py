@@ -20,7 +20,6 @@ the engine (the fast path); a front with another id is decided again.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,5 +197,4 @@ def forget(settings: ProxySettings) -> None:
 
 
 def _memo(name: str) -> Path:
-    key = hashlib.sha256(f"{engine_endpoint()}\0{name}".encode()).hexdigest()[:16]
-    return paths.facts_dir() / f"reach-{key}.json"
+    return paths.fact_file("reach", engine_endpoint(), name)
