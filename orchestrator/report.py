@@ -263,7 +263,7 @@ class Watcher:
             from orchestrator.proxy import reach  # noqa: PLC0415 - only through the proxy
 
             known = reach.recalled_by(proxy, front) if proxy else None
-            via = known.exchange if known is not None else reach.LOOPBACK.exchange
+            via, _ = reach.side(known)
             return cls(
                 mode,
                 watch=safely("note the access log", lambda: accesslog.Watch.start(front, via=via)),

@@ -101,7 +101,7 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
             key.digest,
             name=key.name,
             deadline=deadline,
-            host=known.front_id[:12],
+            host=known.front_host,
             via=known.exchange,
         )
         found = (

@@ -35,14 +35,7 @@ from orchestrator.proxy.create import create_container, ensure_network, ensure_v
 from orchestrator.proxy.httpclient import Exchange
 from orchestrator.proxy.image import ensure_images
 from orchestrator.proxy.locking import creation_lock
-from orchestrator.proxy.probe import (
-    IDENTITY_TIMEOUT,
-    QUICK_TIMEOUT,
-    Deadline,
-    Probe,
-    identity,
-    wait_ready,
-)
+from orchestrator.proxy.probe import QUICK_TIMEOUT, Deadline, Probe, wait_ready
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -286,20 +279,13 @@ def ensure(
 
 
 def _via(settings: ProxySettings) -> Exchange:
-    """How to ask the proxy while it gets ready: over this machine's loopback when this
-    very front answers there, or was found there before and answers nothing else yet;
-    else from the engine's side, which reaches it wherever the engine is."""
+    """How to ask the proxy while it gets ready (``reach.while_starting``), for the
+    containers the engine names now."""
     both = find_all((settings.name, backend_name(settings)))
     front, backend = both[settings.name], both[backend_name(settings)]
     if front is None or backend is None:
         raise ProxyUnavailable(f"proxy '{settings.name}' disappeared while starting")
-    said = identity(settings.host_url, IDENTITY_TIMEOUT)
-    if said.host == front.id[:12]:  # this very front answers here: the loopback is shared
-        return reach.LOOPBACK.exchange
-    known = reach.recalled(settings)
-    if said.host is None and known is not None and known.local and known.front_id == front.id:
-        return known.exchange  # decided for it before; it does not listen yet
-    return reach.ThroughEngine(settings.name, settings.host_url, backend.id)
+    return reach.while_starting(settings, front.id, backend.id)
 
 
 def _changed(settings: ProxySettings, exc: Exception) -> ProxyUnavailable:

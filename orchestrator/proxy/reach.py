@@ -70,8 +70,15 @@ class Reach:
     front_id: str = ""
     backend_id: str = ""
 
+    @property
+    def front_host(self) -> str:
+        return front_host(self.front_id)
 
-LOOPBACK = Reach(True, exchange, "the engine's loopback is taken to be this process's")
+
+def front_host(front_id: str) -> str:
+    """The host name a front answers with at ``/_orchestrator/id``: its container's short
+    id, Docker's default host name, which is how a front is told from a look-alike."""
+    return front_id[:12]
 
 
 class ThroughEngine:
@@ -121,7 +128,7 @@ def decide(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
     """Whether the front this process's loopback reaches is the engine's ``front_id``;
     the answer is kept for the fast path."""
     said = identity(settings.host_url, IDENTITY_TIMEOUT)
-    if said.host and front_id.startswith(said.host):
+    if said.host == front_host(front_id):
         found = Reach(
             True,
             exchange,
@@ -142,6 +149,19 @@ def decide(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
     return found
 
 
+def while_starting(settings: ProxySettings, front_id: str, backend_id: str) -> Exchange:
+    """How to ask a front that may not listen yet: over this process's loopback when this
+    very front answers there, or was decided to before and answers nothing else yet; else
+    from the engine's side, which reaches it wherever the engine is."""
+    said = identity(settings.host_url, IDENTITY_TIMEOUT)
+    if said.host == front_host(front_id):
+        return exchange
+    known = recalled(settings)
+    if said.host is None and known is not None and known.local and known.front_id == front_id:
+        return known.exchange
+    return ThroughEngine(settings.name, settings.host_url, backend_id)
+
+
 def of_front(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
     """How to reach this very front: as decided before for it, or decided now."""
     known = recalled(settings)
@@ -151,8 +171,8 @@ def of_front(settings: ProxySettings, front_id: str, backend_id: str) -> Reach:
 
 
 def side(known: Reach | None) -> tuple[Exchange, str]:
-    """Where to ask the upstream from: where proxpi asks it (this machine, or the engine's
-    side when the engine is elsewhere), and a name for that side to remember answers by."""
+    """Where to ask from, as decided (this machine when nothing was decided yet): the front,
+    and the upstream where proxpi asks it; and a name for that side to remember answers by."""
     if known is None or known.local:
         return exchange, ""
     return known.exchange, f"engine {known.backend_id[:12]}"

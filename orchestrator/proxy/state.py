@@ -224,7 +224,7 @@ def answering(settings: ProxySettings, deadline: Deadline | None = None) -> Prox
         digest,
         name=settings.name,
         deadline=deadline,
-        host=known.front_id[:12],
+        host=known.front_host,
         via=known.exchange,
     )
     if checked is None:
