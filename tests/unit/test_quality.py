@@ -15,15 +15,14 @@ from tests.conftest import REPO
 SHELL_LINE = re.compile(rb"#!\s*\S*/(?:env\s+)?(?:ba|da)?sh\b")
 
 
+def run_checker(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """A checker run over the repository; its output is the assertion's message."""
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+
+
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    """A checker installed in this environment, run as a module."""
+    return run_checker([sys.executable, "-m", *args])
 
 
 def test_ruff_is_clean() -> None:
@@ -44,14 +43,7 @@ def test_mypy_strict_is_clean() -> None:
 def test_import_layers_hold() -> None:
     """The contracts in pyproject.toml: nothing imports a layer above its own, and
     planning imports nothing that reads files, runs processes or asks the engine."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_checker([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -82,14 +74,7 @@ def test_shellcheck_is_clean() -> None:
     scripts = shell_scripts()
     named = {str(path.relative_to(REPO)) for path in scripts}
     assert {"scripts/setup", "scripts/engines", "scripts/test", ".ci/run"} <= named, named
-    result = subprocess.run(
-        [shellcheck, *map(str, scripts)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_checker([shellcheck, *map(str, scripts)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
