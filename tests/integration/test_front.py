@@ -37,6 +37,7 @@ from orchestrator.proxy.front import (
     nginx_conf,
 )
 from tests.integration.conftest import free_port, remove_proxy
+from tests.support.front import FRONT_CONFIG
 
 HEALTH = "orch-front-health"  # the proxy's own probes ask for this one alone
 PROJECTS = [HEALTH, *(f"orch-front-{letter}" for letter in "abcdef")]
@@ -150,20 +151,12 @@ def front(front_upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) ->
 # --- the configuration is nginx's --------------------------------------------------------
 
 
-BASE = FrontConfig(
-    backend="orchestrator-proxpi-backend",
-    backend_port=5000,
-    cache_bytes=20 * 1024**3,
-    index_ttl=1800,
-    download_timeout=900,
-    digest="0123456789abcdef",
-    name="orchestrator-proxpi",
-)
-
-
 @pytest.mark.parametrize(
     "config",
-    [BASE, replace(BASE, cache_bytes=0, index_ttl=0, download_timeout=0.5, digest="")],
+    [
+        FRONT_CONFIG,
+        replace(FRONT_CONFIG, cache_bytes=0, index_ttl=0, download_timeout=0.5, digest=""),
+    ],
     ids=["defaults", "edges"],
 )
 def test_nginx_accepts_the_rendered_configuration(front: Proxy, config: FrontConfig) -> None:

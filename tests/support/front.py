@@ -22,6 +22,7 @@ import pytest
 from orchestrator.engine.api import using
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import reach
+from orchestrator.proxy.front import CACHE_PATH, FrontConfig
 from orchestrator.proxy.state import wanted_spec
 from tests.support.engine import FakeEngine
 
@@ -29,6 +30,26 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 PAGE = json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": []}).encode()
 
 Route = tuple[int, str, bytes]
+
+# The front's settings the configuration tests render, unit and integration alike.
+FRONT_CONFIG = FrontConfig(
+    backend="proxy-backend",
+    backend_port=5000,
+    cache_bytes=20 * 1024**3,
+    index_ttl=1800,
+    download_timeout=900,
+    digest="0123456789abcdef",
+    name="proxy",
+)
+
+
+def cache_line(
+    name: str, size: int, age: float, key: str, *, now: float, where: str = CACHE_PATH
+) -> str:
+    """One line of the front's cache listing (``stats.LIST_FRONT``): last access, last
+    change, size, path, key; the file was used ``age`` seconds before ``now``."""
+    used = int(now - age)
+    return f"{used - 5} {used} {size} {where}/a/bc/{name:0>32} {key}"
 
 
 class Front:

@@ -18,6 +18,7 @@ from orchestrator.proxy.front import CACHE_PATH, LOG_FORMAT
 from orchestrator.proxy.probe import PROBE_AGENT
 from orchestrator.units import human_bytes, parse_duration, parse_human, parse_size
 from tests.support.engine import FakeEngine
+from tests.support.front import cache_line
 from tests.unit.test_cli import assert_one_line_error, orchestrate
 
 WHEEL = "/index/orch-demo-lib/orch_demo_lib-1.0-py3-none-any.whl"
@@ -307,8 +308,7 @@ NOW = 1_800_000_000.0
 
 
 def listing_line(name: str, size: int, age: float, key: str) -> str:
-    used = int(NOW - age)
-    return f"{used - 5} {used} {size} {CACHE_PATH}/a/bc/{name:0>32} {key}"
+    return cache_line(name, size, age, key, now=NOW)
 
 
 LISTING = "\n".join(

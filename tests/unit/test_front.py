@@ -12,18 +12,10 @@ from typing import Any
 import pytest
 
 from orchestrator.proxy import front
-from orchestrator.proxy.front import PLACEHOLDER, TEMPLATE, FrontConfig, nginx_conf, render
+from orchestrator.proxy.front import PLACEHOLDER, TEMPLATE, nginx_conf, render
+from tests.support.front import FRONT_CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = FrontConfig(
-    backend="proxy-backend",
-    backend_port=5000,
-    cache_bytes=20 * 1024**3,
-    index_ttl=1800,
-    download_timeout=900,
-    digest="0123456789abcdef",
-    name="proxy",
-)
 # An nginx token: a quoted string (escapes kept), a brace, a semicolon, or a bare word.
 TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[{};]|[^\s{};'"]+""")
 
@@ -45,7 +37,7 @@ def tokens(conf: str) -> list[str]:
 
 def test_every_placeholder_is_filled_and_nothing_else_is_touched() -> None:
     template = template_text()
-    conf = nginx_conf(CONFIG)
+    conf = nginx_conf(FRONT_CONFIG)
     assert set(PLACEHOLDER.findall(template)) >= {"backend", "digest", "wait", "index_ttl"}
     assert "{{" not in conf
     assert "}}" not in conf
@@ -62,7 +54,7 @@ def test_the_rendered_configuration_is_well_formed() -> None:
     reads first (that nginx accepts it is checked against a real nginx, in integration)."""
     depth = 0
     pending: list[str] = []
-    for token in tokens(nginx_conf(CONFIG)):
+    for token in tokens(nginx_conf(FRONT_CONFIG)):
         if token == "{":
             assert pending, "a block opens without a directive"
             depth, pending = depth + 1, []
@@ -79,7 +71,7 @@ def test_the_rendered_configuration_is_well_formed() -> None:
 
 
 def test_the_values_reach_their_directives() -> None:
-    conf = nginx_conf(replace(CONFIG, download_timeout=120, index_ttl=60, cache_bytes=1024))
+    conf = nginx_conf(replace(FRONT_CONFIG, download_timeout=120, index_ttl=60, cache_bytes=1024))
     assert "proxy_read_timeout 180s;" in conf
     assert "proxy_cache_valid 200 60s;" in conf
     assert "max_size=1024 " in conf
@@ -89,10 +81,10 @@ def test_the_values_reach_their_directives() -> None:
 
 def test_the_same_settings_render_the_same_text() -> None:
     """The text's digest is part of the proxy's identity: no ordering, time or host in it."""
-    first = nginx_conf(CONFIG)
+    first = nginx_conf(FRONT_CONFIG)
     front._template.cache_clear()
-    assert nginx_conf(CONFIG) == first
-    assert nginx_conf(replace(CONFIG, name="other")) != first
+    assert nginx_conf(FRONT_CONFIG) == first
+    assert nginx_conf(replace(FRONT_CONFIG, name="other")) != first
 
 
 @pytest.mark.parametrize(
@@ -119,7 +111,7 @@ def test_render_substitutes_once_so_a_value_is_never_read_as_a_placeholder() -> 
 )
 def test_a_name_that_would_change_the_syntax_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="cannot be written"):
-        nginx_conf(replace(CONFIG, **change))
+        nginx_conf(replace(FRONT_CONFIG, **change))
 
 
 def test_the_template_is_shipped_with_the_package() -> None:
@@ -227,7 +219,7 @@ class Maps:
         return VARIABLE.sub(one, text)
 
 
-MAPS = Maps(nginx_conf(CONFIG))
+MAPS = Maps(nginx_conf(FRONT_CONFIG))
 
 
 def front_format(accept: str | None, query: str = "", uri: str = "/index/demo/") -> str:
@@ -421,8 +413,10 @@ def test_only_a_file_s_200_is_kept_by_the_front() -> None:
     """`proxy_cache_valid 200 ...` with a status named keeps that status alone (without
     one, nginx would keep 301 and 302 too): a redirect is asked for again next time."""
     valid = [
-        line.split() for line in nginx_conf(CONFIG).splitlines() if "proxy_cache_valid" in line
+        line.split()
+        for line in nginx_conf(FRONT_CONFIG).splitlines()
+        if "proxy_cache_valid" in line
     ]
     assert valid
     assert all(words[1] == "200" and len(words) == 3 for words in valid), valid
-    assert "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;" in nginx_conf(CONFIG)
+    assert "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;" in nginx_conf(FRONT_CONFIG)

@@ -15,7 +15,7 @@ from orchestrator.proxy import prune, stats
 from orchestrator.proxy.front import CACHE_PATH
 from orchestrator.proxy.spec import OWNER, OWNER_LABEL
 from tests.support.engine import FakeEngine, absent, container
-from tests.support.front import Fronts, closed_port, record
+from tests.support.front import Fronts, cache_line, closed_port, record
 
 NOW = datetime.now(UTC).timestamp()
 STARTED = datetime.fromtimestamp(NOW - 3600, UTC)
@@ -28,9 +28,7 @@ ENGINE_ANSWERS = {"version": "28.5", "buildx.is_installed": True}
 
 
 def entry(name: str, size: int, age: float, key: str, where: str = CACHE_PATH) -> str:
-    """One line of ``LIST_FRONT``: last access, last change, size, path, key."""
-    used = int(NOW - age)
-    return f"{used - 5} {used} {size} {where}/a/bc/{name:0>32} {key}"
+    return cache_line(name, size, age, key, now=NOW, where=where)
 
 
 LISTING = "\n".join(
