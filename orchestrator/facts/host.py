@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from orchestrator import paths
 from orchestrator.errors import BadInput
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
-from orchestrator.inputs import read_text
+from orchestrator.inputs import no_agent, read_text, unset_variable
 from orchestrator.paths import HOST_CA_BUNDLE
 
 if TYPE_CHECKING:
@@ -62,20 +62,12 @@ def check_inputs(resolved: ResolvedProfile) -> None:
     where = paths.shown(resolved.sources[0])
     for key, secret in profile.secrets.items():
         if secret.env is not None and secret.env not in os.environ:
-            raise BadInput(
-                f"{where}: field 'secrets.{key}.env': environment variable {secret.env} is not set"
-            )
+            raise unset_variable(where, f"secrets.{key}.env", secret.env)
     credentials = profile.proxy.credentials
     if credentials is not None and credentials.env and credentials.env not in os.environ:
-        raise BadInput(
-            f"{where}: field 'proxy.credentials.env': environment variable {credentials.env} "
-            "is not set"
-        )
+        raise unset_variable(where, "proxy.credentials.env", credentials.env)
     if profile.ssh and not os.environ.get("SSH_AUTH_SOCK"):
-        raise BadInput(
-            f"{where}: field 'ssh' is true but no ssh-agent socket was found: start one "
-            "(eval $(ssh-agent); ssh-add) so SSH_AUTH_SOCK is set"
-        )
+        raise no_agent(where)
 
 
 def read_credentials(source: str, where: str) -> str:
@@ -85,9 +77,7 @@ def read_credentials(source: str, where: str) -> str:
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
-            raise BadInput(
-                f"{where}: field 'proxy.credentials.env': environment variable {name} is not set"
-            )
+            raise unset_variable(where, "proxy.credentials.env", name)
     else:
         value = read_text(Path(name), "credentials file")
     value = value.strip()

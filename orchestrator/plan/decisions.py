@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol, overload
 
-from orchestrator.errors import BadInput, ProxyUnavailable
+from orchestrator import inputs
+from orchestrator.errors import ProxyUnavailable
 from orchestrator.facts.model import HostFacts, ProxyFacts
 from orchestrator.plan import modes
 from orchestrator.plan.containers import RunMode
@@ -301,11 +302,7 @@ def ssh_socket(resolved: ResolvedProfile, facts: HostFacts) -> str | None:
     if not resolved.profile.ssh:
         return None
     if not facts.ssh_auth_sock:
-        raise BadInput(
-            f"{resolved.sources[0]}: field 'ssh' is true but no ssh-agent "
-            "socket was found: start one (eval $(ssh-agent); ssh-add) so "
-            "SSH_AUTH_SOCK is set"
-        )
+        raise inputs.no_agent(str(resolved.sources[0]))
     return facts.ssh_auth_sock
 
 
@@ -313,7 +310,4 @@ def check_secrets(resolved: ResolvedProfile, facts: HostFacts) -> None:
     """Every secret held in a variable needs that variable set."""
     for key, secret in resolved.profile.secrets.items():
         if secret.env is not None and secret.env not in facts.env_names:
-            raise BadInput(
-                f"{resolved.sources[0]}: field 'secrets.{key}.env': "
-                f"environment variable {secret.env} is not set"
-            )
+            raise inputs.unset_variable(str(resolved.sources[0]), f"secrets.{key}.env", secret.env)
