@@ -7,7 +7,7 @@ import argparse
 from orchestrator.cli.common import print_json, proxy_settings
 from orchestrator.errors import ExitCode
 from orchestrator.proxy import image as images
-from orchestrator.proxy import lifecycle
+from orchestrator.proxy import lifecycle, removal, state
 
 
 def _print_status(found: lifecycle.ProxyStatus, as_json: bool) -> None:
@@ -34,13 +34,13 @@ def status(options: argparse.Namespace) -> int:
 def down(options: argparse.Namespace) -> None:
     """Stop and remove the proxy container (the cache volume stays unless --purge)."""
     settings = proxy_settings(options)
-    for line in lifecycle.down(settings, purge=options.purge) or ["nothing to remove"]:
+    for line in removal.down(settings, purge=options.purge) or ["nothing to remove"]:
         print(line)
 
 
 def logs(options: argparse.Namespace) -> None:
     """Print the proxy container's logs."""
-    print(lifecycle.logs(proxy_settings(options), tail=options.tail), end="")
+    print(state.logs(proxy_settings(options), tail=options.tail), end="")
 
 
 def image(options: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ every build). Otherwise creation is serialised by a lock that every user of this
 shares, and relies on the engine's own atomicity besides (a container name is unique: a
 name taken while we create means another process made it, and theirs is used). A failed
 run undoes only what it created itself, by id (create.py); the lock is locking.py's,
-what is found and the fast path are state.py's.
+what is found and the fast path are state.py's; removing it is removal.py's.
 
 Every decision a build makes is bounded (``budget``): only a proxy this run creates is
 waited for (``Clock.creating`` says how long). A front that accepts connections and does
@@ -38,8 +38,6 @@ from orchestrator.proxy.locking import creation_lock
 from orchestrator.proxy.probe import QUICK_TIMEOUT, Deadline, Probe, wait_ready
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
-    OWNER,
-    OWNER_LABEL,
     PROFILE_LABEL,
     backend_name,
     front_volume,
@@ -47,7 +45,6 @@ from orchestrator.proxy.spec import (
 from orchestrator.proxy.state import (
     ProxyStatus,
     answering,
-    find,
     find_all,
     labels_of,
     state_of,
@@ -64,9 +61,7 @@ __all__ = [
     "Clock",
     "ProxyStatus",
     "Requester",
-    "down",
     "ensure",
-    "logs",
     "predict",
     "report",
     "status",
@@ -385,70 +380,3 @@ def report(settings: ProxySettings) -> ProxyStatus:
     if not settings.url:
         engine.ensure_engine()
     return status(settings)
-
-
-def down(settings: ProxySettings, *, purge: bool = False) -> list[str]:
-    """Stop and remove the proxy; with purge, its cache volumes and network too.
-
-    What another process removed meanwhile is simply gone (absence, as a type)."""
-    engine.ensure_engine()
-    docker = engine.client()
-    done: list[str] = []
-    with creation_lock(settings.name):
-        for name in (settings.name, backend_name(settings)):
-            container = find(name)
-            if container is None:
-                continue
-            try:
-                engine.call(
-                    "remove proxy container", docker.container.remove, container.id, force=True
-                )
-            except engine.absent_errors():
-                continue
-            done.append(f"removed container {name}")
-        if purge:
-            done += _purge(settings)
-    return done
-
-
-def _purge(settings: ProxySettings) -> list[str]:
-    """Our volumes and network (by their ownership label), each asked about once."""
-    docker = engine.client()
-    done = []
-    for name in (settings.cache_volume, front_volume(settings)):
-        try:
-            volume = engine.call("inspect volume", docker.volume.inspect, name)
-            if (volume.labels or {}).get(OWNER_LABEL) == OWNER:
-                engine.call("remove cache volume", docker.volume.remove, volume.name)
-                done.append(f"removed volume {name}")
-        except engine.absent_errors():
-            continue
-    try:
-        network = engine.call("inspect network", docker.network.inspect, settings.network)
-        if (network.labels or {}).get(OWNER_LABEL) == OWNER and not network.containers:
-            engine.call("remove network", docker.network.remove, network.id)
-            done.append(f"removed network {settings.network}")
-    except engine.absent_errors():
-        pass
-    return done
-
-
-def logs(settings: ProxySettings, *, tail: int | None = None) -> str:
-    """Both containers' logs: proxpi's, then the front's."""
-    engine.ensure_engine()
-    docker = engine.client()
-    parts = []
-    for name in (backend_name(settings), settings.name):
-        container = find(name)
-        if container is None:
-            continue
-        try:
-            text = str(
-                engine.call("read proxy logs", docker.container.logs, container.id, tail=tail)
-            )
-        except engine.absent_errors():
-            continue
-        parts.append(f"== {name}\n{text}")
-    if not parts:
-        raise ProxyUnavailable(f"no proxy container named '{settings.name}'")
-    return "".join(parts)

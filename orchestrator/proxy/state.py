@@ -1,6 +1,6 @@
 """The proxy as it is: its containers found by name (ours by label, a stranger's a
-conflict), their state, addresses and what `proxy status` reports; and the fast path, a
-proxy that answers with the wanted settings' digest over HTTP, with no Docker call."""
+conflict), their state, addresses, logs and what `proxy status` reports; and the fast
+path, a proxy that answers with the wanted settings' digest over HTTP, with no Docker call."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.engine import client as engine
-from orchestrator.errors import Conflict
+from orchestrator.errors import Conflict, ProxyUnavailable
 from orchestrator.facts import host
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.profiles import ProxySettings
@@ -239,3 +239,24 @@ def answering(settings: ProxySettings, deadline: Deadline | None = None) -> Prox
         reached=known.evidence,
         **_base(settings),
     )
+
+
+def logs(settings: ProxySettings, *, tail: int | None = None) -> str:
+    """Both containers' logs: proxpi's, then the front's."""
+    engine.ensure_engine()
+    docker = engine.client()
+    parts = []
+    for name in (backend_name(settings), settings.name):
+        container = find(name)
+        if container is None:
+            continue
+        try:
+            text = str(
+                engine.call("read proxy logs", docker.container.logs, container.id, tail=tail)
+            )
+        except engine.absent_errors():
+            continue
+        parts.append(f"== {name}\n{text}")
+    if not parts:
+        raise ProxyUnavailable(f"no proxy container named '{settings.name}'")
+    return "".join(parts)

@@ -36,7 +36,7 @@ from devsupport.upstream_container import (
 )
 from devsupport.wheels import make_wheel
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy import lifecycle
+from orchestrator.proxy import lifecycle, removal
 from orchestrator.proxy.probe import SIMPLE_ACCEPT, served
 from tests.integration.conftest import Workspace, _remove_images, free_port, remove_proxy
 from tests.integration.outage_support import (
@@ -334,7 +334,7 @@ def test_parallel_cold_installs_fetch_each_file_from_the_upstream_once(
     with ClientContainer("host") as client:
         for round_number in range(ROUNDS):
             started = time.monotonic()
-            lifecycle.down(settings, purge=True)  # `proxy down --purge`, in this process
+            removal.down(settings, purge=True)  # `proxy down --purge`, in this process
             lifecycle.ensure(settings, patient=True)  # `proxy up`
             outage_upstream.mark()
             installed = client.sh(script, timeout=300)

@@ -17,7 +17,7 @@ import pytest
 from orchestrator.engine.api import using
 from orchestrator.errors import Conflict, ExitCode, ProxyUnavailable
 from orchestrator.profiles import ProxySettings
-from orchestrator.proxy import lifecycle, locking, reach, state
+from orchestrator.proxy import lifecycle, locking, reach, removal, state
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -583,7 +583,7 @@ def test_down_removes_both_containers_and_keeps_the_cache() -> None:
     world = World(containers=both(config), volumes={config.cache_volume: {OWNER_LABEL: OWNER}})
     fake = world.engine()
     with using(fake):
-        done = lifecycle.down(config)
+        done = removal.down(config)
     assert done == [f"removed container {FRONT}", f"removed container {BACKEND}"]
     assert [c.args[0] for c in fake.made("container.remove")] == [f"id-{FRONT}", f"id-{BACKEND}"]
     assert list(world.volumes) == [config.cache_volume]
@@ -597,7 +597,7 @@ def test_down_purge_removes_only_what_carries_our_label() -> None:
         networks={config.network: {OWNER_LABEL: OWNER}},
     )
     with using(world.engine()):
-        done = lifecycle.down(config, purge=True)
+        done = removal.down(config, purge=True)
     assert done[2:] == [f"removed volume {config.cache_volume}", "removed network orchestrator"]
     assert list(world.volumes) == [front_volume(config)], "a volume not ours is left alone"
 
@@ -607,7 +607,7 @@ def test_down_purge_keeps_a_network_other_containers_still_use() -> None:
     world = World(networks={config.network: {OWNER_LABEL: OWNER}})
     world.networks[config.network].containers = {"app": object()}
     with using(world.engine()):
-        assert lifecycle.down(config, purge=True) == []
+        assert removal.down(config, purge=True) == []
     assert config.network in world.networks
 
 
@@ -615,7 +615,7 @@ def test_down_skips_what_another_process_removed_meanwhile() -> None:
     config = settings(5000)
     fake = World(containers=both(config)).engine({"container.remove": absent("container")})
     with using(fake):
-        assert lifecycle.down(config) == []
+        assert removal.down(config) == []
     assert len(fake.made("container.remove")) == 2
 
 
@@ -625,12 +625,12 @@ def test_logs_are_proxpi_s_then_the_front_s() -> None:
     world.logs = {BACKEND: "proxpi says\n", FRONT: "nginx says\n"}
     fake = world.engine()
     with using(fake):
-        text = lifecycle.logs(config, tail=5)
+        text = state.logs(config, tail=5)
     assert text == f"== {BACKEND}\nproxpi says\n== {FRONT}\nnginx says\n"
     assert [c.kwargs for c in fake.made("container.logs")] == [{"tail": 5}, {"tail": 5}]
 
 
 def test_logs_of_no_proxy_say_so() -> None:
     with using(World().engine()), pytest.raises(ProxyUnavailable) as info:
-        lifecycle.logs(settings(5000))
+        state.logs(settings(5000))
     assert info.value.message == f"no proxy container named '{FRONT}'"
