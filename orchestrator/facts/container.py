@@ -164,12 +164,13 @@ def compose_services(names: list[str], directory: Path) -> tuple[ComposeService,
     for name in names or list(declared):
         spec = declared.get(name)
         spec = spec if isinstance(spec, dict) else {}
-        mode = spec.get("network_mode")
+        mode, user = spec.get("network_mode"), spec.get("user")
         services.append(
             ComposeService(
                 name=str(name),
                 networks=bool(spec.get("networks")),
                 network_mode=str(mode) if mode else None,
+                user=str(user) if user is not None else None,
             )
         )
     return tuple(services)

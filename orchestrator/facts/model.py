@@ -107,3 +107,4 @@ class ComposeService:
     name: str
     networks: bool = False  # it lists networks of its own (so it is not on default alone)
     network_mode: str | None = None
+    user: str | None = None  # its own user:, which an override leaves alone

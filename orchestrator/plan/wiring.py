@@ -144,7 +144,19 @@ def _index(draft: _Draft) -> None:
             f"{draft.resolved.sources[0]}: field 'proxy.credentials': a container's "
             "environment shows them to `docker inspect`; they reach builds only"
         )
+    if env.pop("UV_DEFAULT_INDEX", None) is not None:
+        draft.decide("uv", "its own index", UV_LEFT_AS_WRITTEN)
     draft.env.update(env)
+
+
+# uv takes UV_DEFAULT_INDEX as the project's index: `uv run` and `uv sync` then find a
+# uv.lock made against another index out of date and write it again, naming this one
+# (seen: a bind-mounted project's uv.lock rewritten, 158 kB to 100 kB). A build protects the
+# lock with a copy; a container has the user's own files, so uv is left as written.
+UV_LEFT_AS_WRITTEN = (
+    "not pointed at the proxy: uv run and uv sync would rewrite a mounted project's "
+    "uv.lock for it; builds use a copy of the lock instead"
+)
 
 
 # --- what the container gets ---------------------------------------------------------------
@@ -163,6 +175,11 @@ def _refuse(draft: _Draft, field: str, what: str) -> BadInput:
         f"see {what} here: {ELSEWHERE_HINT[field]}"
     )
 
+
+IMAGE_USER_STANDS = (
+    "the profile names no user, so the image's USER (or a compose service's own user:) "
+    "stands, as with plain docker; user: host runs as you"
+)
 
 ELSEWHERE_HINT = {
     "ssh": "set ssh: false for runs (builds forward it)",
@@ -192,7 +209,12 @@ def _ca(draft: _Draft) -> None:
 
 
 def _user(draft: _Draft) -> None:
-    """The builds' rule (``choose_user``), as the container's uid:gid."""
+    """The builds' rule (``choose_user``), as the container's uid:gid, when the profile
+    names a user: otherwise the image's USER stands, as under plain `docker run` (an image
+    whose USER is root may need to write where another uid cannot, such as uv's cache)."""
+    if "user" not in draft.resolved.profile.model_fields_set:
+        draft.decide("user", "the image's", IMAGE_USER_STANDS)
+        return
     chosen = choose_user(draft.resolved.profile, draft.facts.host)
     if chosen is None:
         draft.decide("user", "the image's", "the profile sets user: off")

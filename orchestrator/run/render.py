@@ -159,7 +159,19 @@ def compose(wiring: Wiring, services: tuple[ComposeService, ...]) -> str:
             for s in wiring.secrets
         }
     header = f"# orchestrate env {wiring.profile} --format compose: mode {wiring.mode}\n"
+    header += "".join(_kept_user(wiring, service) for service in services)
     return header + yaml.safe_dump(fragment, sort_keys=False)
+
+
+def _kept_user(wiring: Wiring, service: ComposeService) -> str:
+    """A service's own ``user:`` is the compose file's word, which an override would
+    replace without a trace; it stands, and the fragment says what it did not impose."""
+    if service.user is None or not wiring.user or service.user == wiring.user:
+        return ""
+    return (
+        f"# {service.name}: keeps its own user {service.user!r}, not the profile's "
+        f"{wiring.user} (remove user: from the service to take it)\n"
+    )
 
 
 def _compose_service(wiring: Wiring, service: ComposeService) -> dict[str, Any]:
@@ -170,7 +182,7 @@ def _compose_service(wiring: Wiring, service: ComposeService) -> dict[str, Any]:
         networks: dict[str, Any] = {} if service.networks else {"default": {}}
         networks[COMPOSE_NETWORK] = {}
         spec["networks"] = networks
-    if wiring.user:
+    if wiring.user and service.user is None:
         spec["user"] = wiring.user
     if wiring.env:
         # compose interpolates ${...} in values: a literal $ is written $$

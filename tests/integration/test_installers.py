@@ -22,6 +22,7 @@ asserted, per mode:
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import uuid
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
@@ -330,6 +332,52 @@ def test_the_uv_lock_copy_names_the_index_in_use_and_the_user_s_lock_is_untouche
         else:
             assert copy == original
     assert (matrix.workspace.root / "projects" / "uv" / "uv.lock").read_text() == original
+
+
+def test_a_run_of_a_mounted_uv_project_writes_none_of_its_files(
+    matrix: Matrix, tools: str, projects: Projects
+) -> None:
+    """uv's own example runs so (`-v "$PWD:/app" -v /app/.venv`, then `uv run`), as root:
+    under orchestrate the host's uv.lock was rewritten to name the proxy, and the run as
+    1000:1000 could not make uv's cache (issue 21). Now the project is byte-identical
+    after the run, which prints what plain docker run prints. Its pyproject names its
+    index, as a real one's lock names PyPI, uv's default."""
+    space = matrix.workspace
+    project = space.root / "uv-example"
+    shutil.copytree(projects.directory / "uv", project)
+    with (project / "pyproject.toml").open("a") as pyproject:
+        pyproject.write(f'\n[[tool.uv.index]]\nurl = "{projects.index}"\ndefault = true\n')
+    mounts = ("--volume", f"{project}:/app", "--volume", "/app/.venv", "--workdir", "/app")
+    command = ["uv", "run", "python", "-c", "import orch_inst_app; print(1)"]
+    plain = ["docker", "run", "--rm", "--network", space.proxy["network"], *mounts, tools]
+    subprocess.run([*plain, "uv", "lock", "--quiet"], check=True, timeout=120)
+    before = project_files(project)
+    baseline = subprocess.run(
+        [*plain, *command], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert project_files(project) == before, "plain docker run leaves the project alone"
+    context = space.root / "uv-example-image"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    space.profile("uvexample", context, tags=[tools])  # no user: the image's root stands
+    result = space.orchestrate(
+        "run", "uvexample", *(f"--docker-opt={a}={b}" for a, b in pairwise(mounts)), "--", *command
+    )
+    (ran,) = [r for r in json_lines(result.stderr) if r.get("event") == "run"]
+    assert ran["mode"] == "proxy", result.stderr
+    assert result.stdout.strip() == baseline.stdout.strip() == "1"
+    assert project_files(project) == before, "no file of the project changed"
+    compose = space.orchestrate("env", "uvexample", "--format", "compose", "--service", "app")
+    assert "UV_DEFAULT_INDEX" not in compose.stdout
+    assert "user" not in yaml.safe_load(compose.stdout)["services"]["app"]
+
+
+def pairwise(words: tuple[str, ...]) -> list[tuple[str, str]]:
+    return list(zip(words[::2], words[1::2], strict=True))
+
+
+def project_files(root: Path) -> dict[Path, bytes]:
+    return {path.relative_to(root): path.read_bytes() for path in root.rglob("*") if path.is_file()}
 
 
 # --- parallel fallback builds with uv ---------------------------------------------------------

@@ -41,8 +41,10 @@ def namespace() -> Iterator[str]:
 
 
 def profile(workspace: Workspace, namespace: str, **settings: Any) -> str:
-    """Profile 'app': runs the local base image (its first tag) with the test proxy."""
+    """Profile 'app': runs the local base image (its first tag) with the test proxy, as the
+    invoking user (1000 for root), which these tests need to be another than the image's."""
     context = workspace.context("ctx", "FROM scratch\n")
+    settings = {"user": "host", **settings}
     workspace.profile("app", context, tags=[base_image()], cache_namespace=namespace, **settings)
     return "app"
 

@@ -20,7 +20,7 @@ from tests.support.engine import FakeEngine, absent
 from tests.support.world import World
 
 OFF = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\nproxy: off\n"
-AUTO = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\ncache_namespace: ns\n"
+AUTO = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\ncache_namespace: ns\nuser: host\n"
 IMAGE = SimpleNamespace(
     config=SimpleNamespace(env=["PATH=/usr/bin", "PYTHONPATH=/app"], user="app")
 )
@@ -181,3 +181,20 @@ def test_env_for_compose_with_a_broken_compose_file_is_one_line(
     assert ran.lines[-1].startswith(
         f"orchestrate: error: {tmp_path / 'compose.yaml'}: invalid YAML ("
     )
+
+
+def test_env_for_compose_leaves_a_service_s_own_user(
+    profiles_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv's example service says user: root; the override used to replace it."""
+    write_profile(profiles_dir, "app", OFF + "user: {name: app, uid: 4000, gid: 4000}\n")
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web: {image: demo/app:1, user: root}\n  worker: {image: demo/app:1}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    ran = orchestrate(profiles_dir, "env", "app", "--format", "compose", engine=FakeEngine())
+    assert ran.code == 0, ran.stderr
+    services = yaml.safe_load(ran.stdout)["services"]
+    assert "user" not in services["web"]
+    assert services["worker"]["user"] == "4000:4000"
+    assert "# web: keeps its own user 'root'" in ran.stdout

@@ -90,7 +90,8 @@ def test_a_run_joins_the_proxy_network_and_reaches_it_by_name(make_run: MakeRun)
     assert values(plan.argv, "--network") == ["ci_shared"]
     env = env_of(plan)
     assert env["PIP_INDEX_URL"] == "http://pp:5000/index/"
-    assert env["UV_DEFAULT_INDEX"] == "http://pp:5000/index/"
+    assert "UV_DEFAULT_INDEX" not in env, "uv run would rewrite a mounted uv.lock"
+    assert "rewrite a mounted project's uv.lock" in decision(plan, "uv")
     assert env["PIP_TRUSTED_HOST"] == "pp"
     assert env["PIP_CONFIG_FILE"] == "/dev/null", "no pip.conf can add an extra index"
     assert "PIP_CACHE_DIR" not in env
@@ -154,7 +155,7 @@ def test_credentials_in_the_index_are_hidden_from_the_printed_plan(make_run: Mak
 
 
 def test_a_proxy_that_cannot_serve_gives_the_cache_volume(make_run: MakeRun) -> None:
-    plan = make_run(proxy=DOWN, network_exists=True)
+    plan = make_run(PROXY + "user: host\n", proxy=DOWN, network_exists=True)
     wiring = plan.wiring
     assert wiring.mode == "cache-volume"
     assert "no proxy container" in wiring.mode_reason
@@ -175,7 +176,7 @@ def test_a_proxy_that_cannot_serve_gives_the_cache_volume(make_run: MakeRun) -> 
 
 
 def test_older_pips_share_the_volume_under_a_lock(make_run: MakeRun) -> None:
-    plan = make_run(proxy=DOWN)
+    plan = make_run(PROXY + "user: host\n", proxy=DOWN)
     env = env_of(plan)
     assert env["ORCHESTRATE_PIP_LOCK"] == "/var/cache/orchestrator/pip.lock"
     assert env["PYTHONPATH"] == "/opt/orchestrator/python"
@@ -184,7 +185,7 @@ def test_older_pips_share_the_volume_under_a_lock(make_run: MakeRun) -> None:
     assert "pypa/pip#13540" in decision(plan, "pip cache lock")
     image = ImageFacts(present=True, env={"PYTHONPATH": "/app/src"})
     assert (
-        env_of(make_run(proxy=DOWN, image=image))["PYTHONPATH"]
+        env_of(make_run(PROXY + "user: host\n", proxy=DOWN, image=image))["PYTHONPATH"]
         == "/opt/orchestrator/python:/app/src"
     )
 
@@ -223,10 +224,10 @@ def test_proxy_off_wires_no_index_and_no_volume(make_run: MakeRun) -> None:
 @pytest.mark.parametrize(
     ("profile", "uid", "gid", "expected"),
     [
-        ("", 1234, 2345, "1234:2345"),
-        ("", 0, 0, "1000:1000"),
+        ("user: host\n", 1234, 2345, "1234:2345"),
+        ("user: host\n", 0, 0, "1000:1000"),
         ("user: {name: app, uid: 4000, gid: 4001}\n", 1234, 2345, "4000:4001"),
-        ("build_args: {USER_ID: 5000, GROUP_ID: 5001}\n", 1234, 2345, "5000:5001"),
+        ("user: host\nbuild_args: {USER_ID: 5000, GROUP_ID: 5001}\n", 1234, 2345, "5000:5001"),
     ],
 )
 def test_the_run_user_is_the_build_user(
@@ -244,6 +245,37 @@ def test_the_run_user_is_the_build_user(
         HostFacts(uid=uid, gid=gid, user_name="alice", proxy=HEALTHY, render_dir=Path("/r")),
     )
     assert f"{build.build_args['USER_ID']}:{build.build_args['GROUP_ID']}" == expected
+
+
+def test_a_profile_naming_no_user_keeps_the_image_user_in_runs_not_in_builds(
+    resolve: Resolve,
+) -> None:
+    """uv's example image runs as root and uv fails as 1000:1000 (/.cache/uv), where plain
+    docker run works: a run imposes a user only when the profile names one."""
+    resolved = resolve(PROXY)
+    plan = plan_run(resolved, facts(), RunOptions())
+    assert values(plan.argv, "--user") == []
+    assert "the profile names no user" in decision(plan, "user")
+    (resolved.profile.context / "Dockerfile").write_text("FROM scratch\nARG USER_ID\n")
+    build = plan_build(
+        resolved,
+        dockerfile.parse(resolved.profile.dockerfile_path),
+        HostFacts(uid=1234, gid=2345, user_name="alice", proxy=HEALTHY, render_dir=Path("/r")),
+    )
+    assert build.build_args["USER_ID"] == "1234", "builds still get the invoking user's id"
+
+
+def test_a_compose_service_keeps_its_own_user_and_the_fragment_says_so(resolve: Resolve) -> None:
+    named = plan_wiring(resolve(PROXY + "user: host\n"), facts(), RunOptions(), "demo/app:1")
+    services = (ComposeService("app", user="root"), ComposeService("worker"))
+    text = render.compose(named, services)
+    fragment = yaml.safe_load(text)
+    assert "user" not in fragment["services"]["app"]
+    assert fragment["services"]["worker"]["user"] == "1234:2345"
+    assert "# app: keeps its own user 'root', not the profile's 1234:2345" in text
+    unnamed = plan_wiring(resolve(PROXY), facts(), RunOptions(), "demo/app:1")
+    plain = yaml.safe_load(render.compose(unnamed, services))
+    assert not [s for s in plain["services"].values() if "user" in s]
 
 
 def test_user_off_keeps_the_image_user_and_owns_the_volume_by_it(make_run: MakeRun) -> None:
@@ -349,8 +381,9 @@ def test_secrets_are_private_files_never_variables(make_run: MakeRun, tmp_path: 
 @pytest.mark.parametrize(
     ("host_uid", "profile", "owner", "mode"),
     [
-        (0, "", (1000, 1000), 0o400),  # root gives the file to the run's user
-        (1234, "", None, 0o400),  # the host user runs as itself: the file is its own
+        (0, "user: host\n", (1000, 1000), 0o400),  # root gives the file to the run's user
+        (1234, "user: host\n", None, 0o400),  # the host user runs as itself: its own file
+        (1234, "", None, 0o444),  # the image's user, whoever that is
         (1234, "user: {name: app, uid: 4000, gid: 4000}\n", None, 0o444),
         (1234, "user: off\n", None, 0o444),
     ],
@@ -412,7 +445,7 @@ def test_the_dry_run_text_says_what_and_why(make_run: MakeRun) -> None:
 
 
 def test_compose_fragment_keeps_default_and_adds_the_proxy_network(resolve: Resolve) -> None:
-    wiring = plan_wiring(resolve(PROXY), facts(), RunOptions(), "demo/app:1")
+    wiring = plan_wiring(resolve(PROXY + "user: host\n"), facts(), RunOptions(), "demo/app:1")
     services = (
         ComposeService("app"),
         ComposeService("worker", networks=True),
@@ -431,7 +464,7 @@ def test_compose_fragment_keeps_default_and_adds_the_proxy_network(resolve: Reso
 def test_compose_fragment_of_the_fallback_and_secrets(resolve: Resolve, tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("k")
-    profile = PROXY + f"secrets:\n  token: {{env: MY_TOKEN}}\n  key: {{file: {key}}}\n"
+    profile = PROXY + f"user: host\nsecrets:\n  token: {{env: MY_TOKEN}}\n  key: {{file: {key}}}\n"
     changes = {"proxy": DOWN, "env_names": frozenset({"MY_TOKEN"})}
     wiring = plan_wiring(resolve(profile), facts(**changes), RunOptions(), "demo/app:1")
     fragment = yaml.safe_load(render.compose(wiring, (ComposeService("app"),)))
