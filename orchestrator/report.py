@@ -31,7 +31,11 @@ NOT_TOLD = (
     "which cache mount a record is"
 )
 DU_NAMES_MOUNTS = "du names cache mounts"  # an observation of the builder (builder.observe)
-_MOUNT_ID = re.compile(r"--mount=type=cache,id=([^,\s]+)")
+_MOUNT = re.compile(r"--mount=(\S+)")
+NO_MOUNT_OF_OURS = (
+    "none weighed: no step of this build has a cache mount with an id (a step's own mount "
+    "without id= is named by its target, which the engine's records do not show)"
+)
 _BUILDER = re.compile(r"--builder[= ](\S+)")
 
 
@@ -154,7 +158,7 @@ class CacheReport:
 
 def from_span(mode: str, span: accesslog.Span) -> CacheReport:
     """Count a span's package requests: files in total and by installer, pages apart."""
-    files = [r for r in span.requests if r.kind == "file"]
+    files = one_per_file([r for r in span.requests if r.kind == "file"])
     installers: dict[str, Traffic] = {}
     for record in files:
         installers[record.installer] = installers.get(record.installer, Traffic()).count(record)
@@ -168,6 +172,27 @@ def from_span(mode: str, span: accesslog.Span) -> CacheReport:
     )
 
 
+def one_per_file(records: Sequence[accesslog.Record]) -> list[accesslog.Record]:
+    """The file requests, a HEAD folded into its installer's GET of the same file: uv asks
+    HEAD before it reads a wheel, and the front fetches a HEAD's miss whole (nginx turns it
+    into a GET), so counting requests told 15 files (0 B) fetched and then the same 15
+    served from the cache. The GET that follows such a HEAD is the fetch; a HEAD that no
+    GET followed counts alone (the front fetched the file; nobody received it)."""
+    heads = {(r.installer, r.path): r for r in records if r.method == "HEAD"}
+    pending = {key for key, head in heads.items() if head.asked_proxpi}
+    found = []
+    for record in records:
+        key = (record.installer, record.path)
+        if record.method == "HEAD":
+            continue
+        if key in pending and record.hit:
+            pending.discard(key)
+            found.append(replace(record, cache="MISS", upstream_status=heads[key].upstream_status))
+        else:
+            found.append(record)
+    return found + [heads[key] for key in sorted(pending)]
+
+
 def _tally(records: Iterable[accesslog.Record]) -> Traffic:
     traffic = Traffic()
     for record in records:
@@ -176,8 +201,13 @@ def _tally(records: Iterable[accesslog.Record]) -> Traffic:
 
 
 def mount_ids(rendered: str | None) -> tuple[str, ...]:
-    """The cache mounts a rendered Dockerfile declares, by id."""
-    return tuple(dict.fromkeys(_MOUNT_ID.findall(rendered or "")))
+    """The cache mounts a rendered Dockerfile declares, by id, in any order of options."""
+    found = []
+    for spec in _MOUNT.findall(rendered or ""):
+        options = dict(item.partition("=")[::2] for item in spec.split(","))
+        if options.get("type") == "cache" and options.get("id"):
+            found.append(options["id"])
+    return tuple(dict.fromkeys(found))
 
 
 class NotTold(Exception):
@@ -271,7 +301,7 @@ class Watcher:
         if mode == "cache-mount":
             ids = tuple(dict.fromkeys(i for text in rendered for i in mount_ids(text)))
             if not ids:
-                return cls(mode, note="none: no step of this build has a cache mount")
+                return cls(mode, note=NO_MOUNT_OF_OURS)
             return cls._weighed(mode, ids, builder_of(argv))
         return cls(mode, note=_NOTES.get(mode, UNAVAILABLE))
 

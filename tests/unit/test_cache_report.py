@@ -141,6 +141,37 @@ def test_a_304_is_an_installer_cache_confirmed_not_bytes_served() -> None:
     )
 
 
+def test_uv_s_head_before_a_get_is_one_file_fetched_not_two() -> None:
+    """uv asks HEAD, the front fetches the miss whole, then uv's GET hits: one file
+    fetched (issue 21 saw 15 files (0 B) fetched and the same 15 served from the cache)."""
+    uv = "uv/0.13.9"
+    other = WHEEL.replace("lib", "app")
+    made = report.from_span(
+        "proxy",
+        span(
+            line(WHEEL, method="HEAD", cache="MISS", upstream="200", bytes=0, agent=uv),
+            line(WHEEL, bytes=5000, agent=uv),
+            line(other, method="HEAD", bytes=0, agent=uv),  # a hit: nothing fetched
+            line(other, bytes=7000, agent=uv),
+            line(WHEEL + ".metadata", method="HEAD", cache="MISS", upstream="200", bytes=0),
+        ),
+    )
+    assert made.traffic is not None
+    assert made.traffic.fetched == report.Tally(2, 5000), "the HEAD alone still went upstream"
+    assert made.traffic.cached == report.Tally(1, 7000)
+
+
+def test_mount_ids_are_found_in_any_order_and_own_mounts_without_ids_are_not_weighed() -> None:
+    rendered = (
+        "RUN --mount=type=cache,id=ns-pip-0,target=/c pip install a\n"
+        "RUN --mount=target=/root/.cache/uv,type=cache,id=mine uv sync\n"
+        "RUN --mount=type=cache,target=/root/.cache/pip pip install b\n"
+    )
+    assert report.mount_ids(rendered) == ("ns-pip-0", "mine")
+    watcher = report.Watcher.start("cache-mount", rendered=[rendered.splitlines()[2]])
+    assert "without id= is named by its target" in watcher.finish().line()
+
+
 def test_a_build_that_asked_nothing_says_so() -> None:
     made = report.from_span("proxy", span(line(WHEEL, agent=PROBE_AGENT)))  # a probe only
     assert made.line() == ("orchestrate: cache: nothing asked of the proxy")
