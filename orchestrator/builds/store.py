@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator import __version__, paths
 from orchestrator.facts.model import HostFacts
-from orchestrator.plan.model import BuildOptions, BuildPlan, Decision
+from orchestrator.plan.model import BuildOptions, BuildPlan, Bypass, Decision
 
 FORMAT = 1
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def plan_to_dict(plan: BuildPlan) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for item in fields(plan):
         value = getattr(plan, item.name)
-        if item.name == "decisions":
+        if item.name in ("decisions", "bypasses"):
             value = [asdict(d) for d in value]
         elif item.name == "files":
             value = {str(k): v for k, v in value.items()}
@@ -174,4 +174,5 @@ def plan_from_dict(data: dict[str, Any]) -> BuildPlan:
         credentials_url=data.get("credentials_url"),
         credentials_source=data.get("credentials_source"),
         outage=data.get("outage"),
+        bypasses=tuple(Bypass(**b) for b in data.get("bypasses", ())),
     )

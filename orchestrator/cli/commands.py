@@ -9,6 +9,7 @@ it (the mode and what the cache served).
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from orchestrator import log as logs
 from orchestrator import paths
 from orchestrator.cli.common import print_json
 from orchestrator.log import get_logger
-from orchestrator.plan.model import BuildOptions
+from orchestrator.plan.model import BuildOptions, BuildPlan
 
 if TYPE_CHECKING:
     from orchestrator.report import CacheReport
@@ -49,7 +50,32 @@ def build(options: argparse.Namespace) -> None:
         reason=plan.mode_reason,
         tags=list(plan.tags),
     )
-    _report(cache, options.json, profile=plan.profile, mode=plan.mode, tags=list(plan.tags))
+    bypasses = _bypasses([plan])
+    _report(
+        cache,
+        options.json,
+        profile=plan.profile,
+        mode=plan.mode,
+        tags=list(plan.tags),
+        bypasses=bypasses,
+    )
+
+
+def _bypasses(plans: list[BuildPlan]) -> list[dict[str, object]]:
+    """The steps that went to another index than the proxy, on one warning line beside the
+    cache line: a cache line saying "nothing asked of the proxy" must not be the only word
+    on a build whose poetry went to PyPI. Returned as data for --json."""
+    found = [(plan.profile, bypass) for plan in plans for bypass in plan.bypasses]
+    if found:
+        several = len({profile for profile, _ in found}) > 1
+        told = [f"{p}: {b.text()}" if several else b.text() for p, b in found]
+        logs.say(
+            "bypass",
+            f"orchestrate: not through the proxy: {'; '.join(told)}",
+            level="warning",
+            steps=[{"profile": p, **asdict(b)} for p, b in found],
+        )
+    return [{"profile": p, **asdict(b)} for p, b in found]
 
 
 def _report(cache: CacheReport, as_json: bool, **result: object) -> None:
@@ -92,4 +118,11 @@ def bake(options: argparse.Namespace) -> None:
         print(f"command:\n  {' '.join(plan.argv([Path('OVERRIDE.json')]))}")
     else:
         cache = bakes.execute(plan)
-        _report(cache, options.json, profile=options.profile, targets=list(plan.plans))
+        bypasses = _bypasses(list(plan.plans.values()))
+        _report(
+            cache,
+            options.json,
+            profile=options.profile,
+            targets=list(plan.plans),
+            bypasses=bypasses,
+        )

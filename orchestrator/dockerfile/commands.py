@@ -17,6 +17,7 @@ INSTALLERS = {
     "uv": "uv",
     "poetry": "poetry",
     "pip-sync": "pip-tools",
+    "pip-compile": "pip-tools",
     "pipenv": "pipenv",
     "pdm": "pdm",
 }
@@ -44,13 +45,31 @@ def installers(text: str) -> frozenset[str]:
     found = {INSTALLERS[word] for word in _command_words(text) if word in INSTALLERS}
     for match in _PYTHON_M.finditer(text):
         found.add({"piptools": "pip-tools"}.get(match.group(1), match.group(1)))
-    if "pip-tools" in found and not re.search(r"\bpip-sync\b|piptools\s+sync", text):
+    if "pip-tools" in found and not _PIP_TOOLS.search(text):
         found.discard("pip-tools")
     return frozenset(found)
 
 
-def disables_pip_cache(text: str) -> bool:
-    return "--no-cache-dir" in text or "PIP_NO_CACHE_DIR" in text
+_PIP_TOOLS = re.compile(r"\bpip-(?:sync|compile)\b|piptools\s+(?:sync|compile)")
+_COMPILES = re.compile(r"\bpip-compile\b|piptools\s+compile")
+_NO_CACHE = re.compile(r"(?<![\w-])--no-cache(?:-dir)?\b")
+
+
+def compiles(text: str) -> bool:
+    """pip-compile writes the index it used into its output (``--emit-index-url`` is its
+    default): pointed at the proxy, the proxy's address would be in that file."""
+    return bool(_COMPILES.search(text))
+
+
+def disabled_caches(text: str) -> list[str]:
+    """The installers told to use no cache (``--no-cache-dir``, uv's ``--no-cache``, or
+    PIP_NO_CACHE_DIR), by the command that says it: `uv pip install --no-cache-dir` is uv's."""
+    found = {"pip"} if "PIP_NO_CACHE_DIR" in text else set()
+    for segment in segments(text):
+        if _NO_CACHE.search(segment):
+            tools = installers(segment)
+            found |= {"uv"} if "uv" in tools else tools & {"pip", "pip-tools", "pipenv"}
+    return sorted({"pip" if tool in ("pip-tools", "pipenv") else tool for tool in found})
 
 
 def segments(text: str) -> list[str]:

@@ -100,6 +100,7 @@ def _finish(draft: Draft, rendered: str | None) -> BuildPlan:
         proxy_front=_proxy_front(draft),
         proxy_name=draft.profile.proxy.name if _proxy_front(draft) else "",
         outage=draft.facts.proxy.offline if draft.mode == "offline" and draft.facts.proxy else None,
+        bypasses=tuple(draft.bypasses),
         **_credentials(draft),
     )
 

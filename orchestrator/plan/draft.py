@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orchestrator.dockerfile import ParsedDockerfile
 from orchestrator.facts.model import HostFacts
-from orchestrator.plan.model import BuildOptions, Decision, Mode
+from orchestrator.plan.model import BuildOptions, Bypass, Decision, Mode
 from orchestrator.profiles import BuildUser, Profile, ResolvedProfile
 from orchestrator.urls import redact
 
@@ -36,6 +36,7 @@ class Draft:
     network: str | None = None
     index_url: str | None = None
     prepare: list[tuple[str, ...]] = field(default_factory=list)
+    bypasses: list[Bypass] = field(default_factory=list)
 
     @property
     def profile(self) -> Profile:
@@ -48,6 +49,13 @@ class Draft:
 
     def decide(self, topic: str, choice: str, reason: str) -> None:
         self.decisions.append(Decision(topic, redact(choice), redact(reason)))
+
+    def bypass(self, line: int, choice: str, reason: str, short: str) -> None:
+        """A step left on another index: a decision in every mode, and through the proxy
+        also a bypass that the build itself reports (``short`` says why, briefly)."""
+        self.decide(f"RUN line {line}", choice, reason)
+        if self.mode in ("proxy", "offline"):
+            self.bypasses.append(Bypass(line, redact(choice), short))
 
     def secret(self, spec: str) -> None:
         self.secrets.append(spec)

@@ -36,6 +36,19 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Bypass:
+    """A RUN step that asks an index other than the proxy, and why: a build through the
+    proxy says so on its own line, not only in ``--dry-run``."""
+
+    line: int
+    what: str
+    why: str
+
+    def text(self) -> str:
+        return f"RUN line {self.line}: {self.what} ({self.why})"
+
+
+@dataclass(frozen=True)
 class BuildOptions:
     """Command-line choices that change a plan."""
 
@@ -80,6 +93,7 @@ class BuildPlan:
     # so that no plan, remembered or printed, holds them.
     credentials_url: str | None = None
     credentials_source: str | None = None
+    bypasses: tuple[Bypass, ...] = ()  # through the proxy: the steps that go elsewhere
 
     def bake_target(self) -> dict[str, Any]:
         """The same wiring as a bake target override (bake's JSON keys)."""

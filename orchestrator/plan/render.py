@@ -22,6 +22,7 @@ def as_dict(plan: BuildPlan) -> dict[str, Any]:
         "tags": list(plan.tags),
         "network": plan.network,
         "decisions": [asdict(d) for d in plan.decisions],
+        "bypasses": [asdict(b) for b in plan.bypasses],
         "build_env": {k: redact(v) for k, v in plan.build_env.items()},
         "prepare": [list(p) for p in plan.prepare],
         "argv": list(plan.argv),
@@ -41,6 +42,8 @@ def text(plan: BuildPlan, *, command: bool = True) -> str:
         "decisions:",
         *(f"  - {d.topic}: {d.choice} ({d.reason})" for d in plan.decisions),
     ]
+    if plan.bypasses:
+        lines += ["not through the proxy:", *(f"  {b.text()}" for b in plan.bypasses)]
     if plan.build_env:
         lines += [
             "build settings (secret, never a layer):",

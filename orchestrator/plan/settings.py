@@ -34,6 +34,9 @@ def installer_settings(
         # poetry follows a PyPI mirror only through poetry-plugin-pypi-mirror; without the
         # plugin in poetry's environment it goes to PyPI, as it would with plain docker.
         "POETRY_PYPI_MIRROR_URL": url,
+        # pipenv puts a lock's own `-i https://pypi.org/simple` before PIP_INDEX_URL; its
+        # mirror setting replaces PyPI's URL and leaves the lock file as it is.
+        "PIPENV_PYPI_MIRROR": url,
         "PIP_DEFAULT_TIMEOUT": str(int(timeout)),
         "UV_HTTP_TIMEOUT": str(int(timeout)),
         **cache_settings(),

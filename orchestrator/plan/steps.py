@@ -14,7 +14,7 @@ mode lives only in what the secrets hold. How settings reach a step depends on i
 from __future__ import annotations
 
 from orchestrator.dockerfile import RunStep, RunWiring, render
-from orchestrator.dockerfile.commands import disables_pip_cache, index_options, installers
+from orchestrator.dockerfile.commands import compiles, disabled_caches, index_options, installers
 from orchestrator.dockerfile.locks import LockUse, lock_uses
 from orchestrator.dockerfile.requirements import index_lines, requirement_uses
 from orchestrator.plan import uvlock
@@ -104,24 +104,27 @@ def _wire_run(draft: Draft, run: RunStep, lock: LockUse | None) -> RunWiring | N
         return None
     tools = installers(run.text)
     for option in index_options(run.text):
-        draft.decide(
-            f"RUN line {run.line}",
+        draft.bypass(
+            run.line,
             f"left as written: {option}",
             "the command line names its own index, which beats every setting: "
             "this install bypasses the proxy",
+            "the command names its own index",
         )
     _report_requirement_files(draft, run)
-    if disables_pip_cache(run.text):
+    for tool in disabled_caches(run.text):
         draft.decide(
             f"RUN line {run.line}",
-            "pip cache off",
-            "--no-cache-dir (or PIP_NO_CACHE_DIR) stops pip from using any cache",
+            f"{tool} cache off",
+            f"the command tells {tool} to use no cache (--no-cache-dir, --no-cache or "
+            "PIP_NO_CACHE_DIR), so no cache mount can serve it",
         )
     step = _Step(draft, run, list(flags))
     if step.loads_variables or tools:
         step.settings(tools)
     if tools:
         step.caches(tools)
+        step.installers_left(tools)
     if lock is not None:
         step.lock(lock)
     return step.wiring()
@@ -135,12 +138,13 @@ def _report_requirement_files(draft: Draft, run: RunStep) -> None:
         for found in index_lines(text):
             where = f"{use.source}:{found.number} {found.option} {found.url}"
             if not found.replaces_index:
-                choice, reason = f"left as written: {where}", EXTRA_INDEX_IN_FILE
+                short = f"{use.source} adds an index the installer also asks"
+                draft.bypass(run.line, f"left as written: {where}", EXTRA_INDEX_IN_FILE, short)
             elif use.installer == "uv":
-                choice, reason = f"index kept over {where}", UV_KEEPS_ITS_INDEX
+                draft.decide(f"RUN line {run.line}", f"index kept over {where}", UV_KEEPS_ITS_INDEX)
             else:
-                choice, reason = f"left as written: {where}", PIP_TAKES_FILE_INDEX
-            draft.decide(f"RUN line {run.line}", choice, reason)
+                short = f"pip takes {use.source}'s own --index-url"
+                draft.bypass(run.line, f"left as written: {where}", PIP_TAKES_FILE_INDEX, short)
 
 
 PIP_TAKES_FILE_INDEX = (
@@ -188,13 +192,14 @@ class _Step:
             draft.used_secrets.add(ENV_SECRET)
         else:
             self._config_files()
-            if "poetry" in tools:
-                draft.decide(
-                    f"RUN line {self.run.line}",
-                    "poetry left on its own index",
-                    "poetry reads no system-wide configuration file, only variables and its "
-                    "user's config.toml, so without a shell it cannot be pointed at the index "
-                    "in use; its cache mount still serves",
+            for tool in sorted(tools & {"poetry", "pipenv"}):
+                draft.bypass(
+                    self.run.line,
+                    f"{tool} left on its own index",
+                    f"{tool} reads no system-wide configuration file, only variables, so "
+                    "without a shell it cannot be pointed at the index in use; its cache "
+                    "mount still serves",
+                    f"{tool} without a shell to load the proxy's variables",
                 )
         if draft.ca_bundle is not None:
             self.mounts.append(f"--mount=type=secret,id={CA_SECRET},mode=0444")
@@ -281,10 +286,41 @@ class _Step:
             if unknown
             else f"uv {use.project.command} without --locked or --frozen may rewrite the lock"
         )
-        self.draft.decide(
-            f"RUN line {self.run.line}",
+        self.draft.bypass(
+            self.run.line,
             "uv project left on its lock's index",
             f"{why}; uv downloads from the lock's own index, its cache mount still serves",
+            f"uv {use.project.command}: {why}",
+        )
+
+    def installers_left(self, tools: frozenset[str]) -> None:
+        """Installers that a variable cannot point at the proxy in this step."""
+        if "poetry" in tools and self.loads_variables and not _mirror_plugin(self.draft):
+            self.draft.bypass(
+                self.run.line,
+                "poetry on its own index",
+                "poetry follows POETRY_PYPI_MIRROR_URL only through "
+                f"{POETRY_MIRROR_PLUGIN}, which no step of this Dockerfile installs (a base "
+                "image may have it): without it poetry asks PyPI, as with plain docker",
+                f"poetry: no step installs {POETRY_MIRROR_PLUGIN}",
+            )
+        if compiles(self.run.text):
+            self._leave_pip()
+
+    def _leave_pip(self) -> None:
+        """pip-compile writes the index it used into its output: the proxy's address (and
+        credentials, if the index had them) would be in a file of the image, and a later
+        step would ask a proxy that may be gone. Its step keeps pip's own index."""
+        if self.loads_variables:
+            self.unset += ["PIP_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CONFIG_FILE"]
+        else:
+            self.mounts = [m for m in self.mounts if f"id={PIP_CONF_SECRET}," not in m]
+        self.draft.bypass(
+            self.run.line,
+            "pip left on its own index",
+            "pip-compile writes the index it used into its output (--emit-index-url), "
+            "which would put the proxy's address into the image; pip's cache mount still serves",
+            "pip-compile writes its index into its output",
         )
 
     def wiring(self) -> RunWiring | None:
@@ -306,6 +342,13 @@ class _Step:
         return RunWiring(
             flags=flags, mounts=tuple(self.mounts), prefix=prefix, script_prefix=script_prefix
         )
+
+
+POETRY_MIRROR_PLUGIN = "poetry-plugin-pypi-mirror"
+
+
+def _mirror_plugin(draft: Draft) -> bool:
+    return any(POETRY_MIRROR_PLUGIN in run.text for run in draft.parsed.runs)
 
 
 def _lock_content(draft: Draft, text: str) -> str:

@@ -72,6 +72,7 @@ def test_a_build_with_json_prints_its_result(profiles_dir: Path) -> None:
         "profile": "app",
         "mode": "off",
         "tags": ["demo/app:1"],
+        "bypasses": [],
         "cache": {"mode": "off", "source": "none", "note": "none used (proxy: off)"},
     }
 
@@ -175,6 +176,34 @@ def test_a_build_through_the_proxy_reports_what_the_cache_served(
     [env] = [c.kwargs["env"] for c in fake.made("stream")]
     assert "ORCHESTRATE_BUILD_ENV" in env, "the installers' settings go as a secret"
     assert f"http://127.0.0.1:{proxy.port}/index/" in env["ORCHESTRATE_BUILD_ENV"]
+
+
+def test_a_build_says_which_steps_bypassed_the_proxy_beside_its_cache_line(
+    profiles_dir: Path, front: Fronts
+) -> None:
+    """Issue 21: poetry without its mirror plugin went to PyPI while the only line said
+    "nothing asked of the proxy"; a step's own --index-url was told in --dry-run only."""
+    proxy, _ = through_proxy(profiles_dir, front)
+    (profiles_dir.parent / "ctx" / "Dockerfile").write_text(
+        "FROM python\nRUN poetry install --no-root\n"
+        "RUN pip install -i https://x.example/simple/ a\n"
+    )
+    fake = FakeEngine(buildx())
+    fake.while_streaming = serving(proxy)
+    ran = orchestrate(profiles_dir, "build", "app", "--json", engine=fake)
+    assert ran.code == 0, ran.stderr
+    assert ran.lines[-3].startswith("orchestrate: built app (proxy: ")
+    assert ran.lines[-2] == (
+        "orchestrate: not through the proxy: RUN line 2: poetry on its own index (poetry: no "
+        "step installs poetry-plugin-pypi-mirror); RUN line 3: left as written: -i "
+        "https://x.example/simple/ (the command names its own index)"
+    )
+    assert ran.lines[-1] == "orchestrate: cache: nothing asked of the proxy"
+    result = json.loads(ran.stdout)
+    assert [(b["line"], b["why"]) for b in result["bypasses"]] == [
+        (2, "poetry: no step installs poetry-plugin-pypi-mirror"),
+        (3, "the command names its own index"),
+    ]
 
 
 def test_a_failed_build_names_the_packages_the_proxy_could_not_serve(

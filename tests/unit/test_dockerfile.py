@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator import dockerfile
 from orchestrator.dockerfile import ParsedDockerfile, RunStep, RunWiring, expand, render
-from orchestrator.dockerfile.commands import disables_pip_cache, installers
+from orchestrator.dockerfile.commands import disabled_caches, installers
 from orchestrator.dockerfile.sources import source_of
 from orchestrator.errors import BadInput, ExitCode
 
@@ -163,7 +163,6 @@ def test_installs_packages(tmp_path: Path, command: str) -> None:
         "echo pipeline",
         "pipx install black",
         "apt-get install -y python3-pip",
-        "pip-compile requirements.in",
         "uvicorn --version",
         "echo hello && ls /pip-data",
         "python3 -m venv /opt/venv",
@@ -184,16 +183,25 @@ def test_heredoc_run_that_installs_is_detected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("command", "disables"),
+    ("command", "disabled"),
     [
-        ("pip install --no-cache-dir requests", True),
-        ("PIP_NO_CACHE_DIR=1 pip install requests", True),
-        ("pip install requests", False),
-        ("uv pip install requests", False),
+        ("pip install --no-cache-dir requests", ["pip"]),
+        ("PIP_NO_CACHE_DIR=1 pip install requests", ["pip"]),
+        ("pip install requests", []),
+        ("uv pip install requests", []),
+        ("uv pip install --no-cache-dir requests", ["uv"]),  # issue 21: was "pip cache off"
+        ("uv sync --no-cache && pip install --no-cache-dir a", ["pip", "uv"]),
     ],
 )
-def test_disables_pip_cache(tmp_path: Path, command: str, disables: bool) -> None:
-    assert disables_pip_cache(one_run(tmp_path, command).text) is disables
+def test_the_installer_told_to_use_no_cache(
+    tmp_path: Path, command: str, disabled: list[str]
+) -> None:
+    assert disabled_caches(one_run(tmp_path, command).text) == disabled
+
+
+def test_pip_compile_is_an_installer(tmp_path: Path) -> None:
+    assert installers(one_run(tmp_path, "pip-compile requirements.in").text) == {"pip-tools"}
+    assert installers(one_run(tmp_path, "python -m piptools compile x.in").text) == {"pip-tools"}
 
 
 # --- errors -------------------------------------------------------------------------------
