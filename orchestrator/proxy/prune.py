@@ -72,8 +72,12 @@ def choose(
     max_size: int | None,
 ) -> list[stats.Entry]:
     """Package files unused for longer than ``older_than`` seconds, then the least
-    recently used files until the whole cache (pages included) fits in ``max_size``."""
-    files = sorted((e for e in entries if e.kind == "file"), key=lambda e: (e.used, e.path))
+    recently used files until the whole cache (pages included) fits in ``max_size``; only
+    files that ``remove`` will remove, so that what is reported removed was."""
+    files = sorted(
+        (e for e in entries if e.kind == "file" and removable(e.path)),
+        key=lambda e: (e.used, e.path),
+    )
     chosen = [e for e in files if older_than is not None and now - e.used >= older_than]
     if max_size is None:
         return chosen
@@ -108,9 +112,14 @@ def prune(
     return Pruned(tuple(chosen), kept, dry_run)
 
 
+def removable(path: str) -> bool:
+    """Only paths under the front's cache directory are ever removed (and so counted)."""
+    return path.startswith(f"{CACHE_PATH}/") and ".." not in path
+
+
 def remove(container_id: str, paths: Sequence[str]) -> None:
     """`rm -f` in the front's container; only paths under its cache directory."""
-    safe = [p for p in paths if p.startswith(f"{CACHE_PATH}/") and ".." not in p]
+    safe = [p for p in paths if removable(p)]
     for start in range(0, len(safe), BATCH):
         batch = safe[start : start + BATCH]
         engine.execute("remove files from the front's cache", container_id, ["rm", "-f", *batch])

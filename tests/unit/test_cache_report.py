@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -405,6 +406,15 @@ def test_prune_by_size_takes_the_least_recently_used_files_first() -> None:
         9000,
     ]
     assert prune.choose(entries, now=NOW, older_than=None, max_size=10**9) == []
+
+
+def test_prune_chooses_only_what_it_may_remove() -> None:
+    """A listed path outside the cache directory was counted as removed and skipped."""
+    entries = stats.parse_listing(LISTING)
+    stray = replace(entries[1], path="/etc/" + entries[1].path.rsplit("/", 1)[-1])
+    chosen = prune.choose([*entries, stray], now=NOW, older_than=0, max_size=None)
+    assert stray not in chosen
+    assert chosen == prune.choose(entries, now=NOW, older_than=0, max_size=None)
 
 
 def test_prune_reports_what_it_removed() -> None:
