@@ -8,7 +8,6 @@ once, not at every proxy start.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ from orchestrator import paths
 from orchestrator.engine import client as engine
 from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import HandledError, ProxyUnavailable
+from orchestrator.facts.host import engine_endpoint
 from orchestrator.log import get_logger
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.spec import (
@@ -120,8 +120,9 @@ def _pull(image: str) -> bool:
 
 
 def _memo(image: str) -> Path:
-    engine_id = os.environ.get("DOCKER_HOST", "default")
-    return paths.fact_file("unpullable", engine_id, image)
+    """Kept per engine endpoint (DOCKER_HOST, else the CLI's context), as every other
+    remembered fact: two contexts on one DOCKER_HOST-less machine are two engines."""
+    return paths.fact_file("unpullable", engine_endpoint(), image)
 
 
 def _known_unpullable(image: str) -> bool:

@@ -65,6 +65,14 @@ def test_an_image_no_registry_serves_is_asked_for_once_per_engine(
     with using(fake):
         image.ensure_image(PROXPI)
     assert len(fake.made("image.pull")) == 2, "another engine may have a registry"
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote-ci")  # no DOCKER_HOST: still another engine
+    with using(fake):
+        image.ensure_image(PROXPI)
+    monkeypatch.setenv("DOCKER_CONTEXT", "other-ci")
+    with using(fake):
+        image.ensure_image(PROXPI)
+    assert len(fake.made("image.pull")) == 4, "each context is an engine of its own"
 
 
 def test_a_dry_run_neither_pulls_nor_builds() -> None:
