@@ -140,6 +140,16 @@ def _nul_first(value: object) -> object:
 
 PathSetting = Annotated[Literal["auto", "off"] | HostPath, Switch, BeforeValidator(_nul_first)]
 
+PATH_ACCEPTED = "give auto, off, or a path"
+ACCEPTED = {
+    "user": "give host, off, or {name, uid, gid}",
+    "ca_bundle": PATH_ACCEPTED,
+    "proxy": "give auto, require, off, or a mapping of proxy settings",
+    "proxy.ca_bundle": PATH_ACCEPTED,
+}
+"""What a field that takes more than one form accepts: said whole when a value is none
+of them, since each form's own complaint ("not 'host' or 'off'") tells half the story."""
+
 DEFAULT_CA_BUNDLE = paths.HOST_CA_BUNDLE
 PYPI_INDEXES = ("https://pypi.org/simple", "https://pypi.python.org/simple")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator import paths
 from orchestrator.errors import BadInput
@@ -25,10 +25,13 @@ from orchestrator.inputs import read_text
 from orchestrator.paths import PROFILES_DIR_ENV
 from orchestrator.profiles.model import (
     PROFILE_NAME,
+    BuildUser,
     Profile,
     ProxySettings,
+    Secret,
     mode_shorthand,
 )
+from orchestrator.profiles.problems import first_problem
 from orchestrator.urls import redact, redact_all
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
@@ -304,19 +307,6 @@ def _paths_in(value: object, path: FieldPath) -> Iterator[FieldPath]:
             yield from _paths_in(item, (*path, index))
 
 
-def _data_path(data: object, loc: tuple[int | str, ...]) -> FieldPath:
-    """The part of pydantic's location that the YAML has: it also names union members
-    ('BuildUser') and '[key]', which no file contains."""
-    path: list[object] = []
-    for part in loc:
-        if isinstance(data, list):
-            data = dict(enumerate(data))
-        if isinstance(data, Mapping) and part in data:
-            data = data[part]
-            path.append(part)
-    return tuple(path)
-
-
 def _where(path: FieldPath, layers: list[_Layer], origins: dict[FieldPath, Path]) -> str:
     """``file:line`` where ``path`` was set; a path nobody set is the named profile's."""
     source = next(
@@ -339,24 +329,31 @@ def _describe(
     origins: dict[FieldPath, Path],
 ) -> str:
     """One line: the file, the line, the field and what to do about it."""
-    error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
-    field = ".".join(loc)
-    where = _where(_data_path(merged, error["loc"]), layers, origins)
-    more = len(exc.errors()) - 1
+    found = first_problem(exc.errors(), merged)
+    error, more = found.error, found.more
+    field = ".".join(str(part) for part in found.field)
+    where = _where(found.field, layers, origins)
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     if error["type"] == "extra_forbidden":
-        fields = ProxySettings.model_fields if loc[0] == "proxy" else Profile.model_fields
-        hint = difflib.get_close_matches(loc[-1], list(fields), n=1)
+        fields = _model_at(found.field[:-1]).model_fields
+        hint = difflib.get_close_matches(str(found.field[-1]), list(fields), n=1)
         advice = f"did you mean '{hint[0]}'?" if hint else "see `orchestrate profiles schema`"
         return f"{where}: unknown field '{_printable(field)}' ({advice}){suffix}"
     if error["type"] == "missing":
         return f"{where}: field '{field}' is required but not set here or in any parent{suffix}"
-    problem = error["msg"]
-    if error["type"] == "value_error":  # our own words, without pydantic's "Value error, "
-        problem = str(error.get("ctx", {}).get("error", problem))
     got = _shown(error.get("input"))
-    return f"{where}: field '{_printable(field)}': {problem} (got {got}){suffix}"
+    return f"{where}: field '{_printable(field)}': {found.wanted} (got {got}){suffix}"
+
+
+def _model_at(parent: FieldPath) -> type[BaseModel]:
+    """The model whose fields a key under ``parent`` is one of, for "did you mean"."""
+    if parent == ("proxy",):
+        return ProxySettings
+    if parent == ("user",):
+        return BuildUser
+    if parent == ("proxy", "credentials") or (len(parent) == 2 and parent[0] == "secrets"):
+        return Secret
+    return Profile
 
 
 def _shown(value: object) -> str:

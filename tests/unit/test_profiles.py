@@ -375,3 +375,72 @@ def test_yaml_merge_keys_may_still_be_overridden(profiles_dir: Path) -> None:
     text = MINIMAL + "labels: &common {A: '1', B: '2'}\nbuild_args:\n  <<: *common\n  A: '3'\n"
     write_profile(profiles_dir, "app", text)
     assert resolve(profiles_dir).profile.build_args == {"A": "3", "B": "2"}
+
+
+# --- pydantic's errors in the YAML's words (issue 21, item 6) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("user: 5", "field 'user': give host, off, or {name, uid, gid} (got 5)"),
+        ('user: "bogus"', "field 'user': give host, off, or {name, uid, gid}"),
+        ("ca_bundle: 5", "field 'ca_bundle': give auto, off, or a path (got 5)"),
+        ("proxy: {ca_bundle: [1]}", "field 'proxy.ca_bundle': give auto, off, or a path"),
+        ("proxy: 5", "field 'proxy': give auto, require, off, or a mapping"),
+        ("secrets: {x: {file: 5}}", "field 'secrets.x.file': give a path (got 5)"),
+    ],
+)
+def test_a_value_of_no_accepted_form_is_told_every_form(
+    profiles_dir: Path, setting: str, expected: str
+) -> None:
+    """Not one union member's complaint, nor its tag (``literal['host','off']``)."""
+    write_profile(profiles_dir, "app", MINIMAL + setting + "\n")
+    message = error_of(profiles_dir)
+    assert f"app.yaml:2: {expected}" in message
+    assert "more error" not in message
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("user: {name: a, uid: x, gid: 1}", "field 'user.uid': give a whole number (got \"x\")"),
+        ("user: {name: a}", "field 'user.uid' is required but not set here or in any parent"),
+        ("user: {name: a, uid: 1, gid: 1, nmae: b}", "unknown field 'user.nmae'"),
+    ],
+)
+def test_a_mapping_is_checked_as_the_form_that_takes_one(
+    profiles_dir: Path, setting: str, expected: str
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + setting + "\n")
+    assert f"app.yaml:2: {expected}" in error_of(profiles_dir)
+
+
+def test_an_unknown_key_of_a_mapping_form_is_matched_against_that_form(
+    profiles_dir: Path,
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + "user: {name: a, uid: 1, gid: 1, gdi: 2}\n")
+    assert "unknown field 'user.gdi' (did you mean 'gid'?)" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("proxy: {port: x}", "field 'proxy.port': give a whole number"),
+        ("proxy: {port: 0}", "field 'proxy.port': give at least 1 (got 0)"),
+        ("proxy: {port: 70000}", "field 'proxy.port': give at most 65535"),
+        ("proxy: {download_timeout: 0}", "field 'proxy.download_timeout': give more than 0"),
+        ("proxy: {startup_timeout: x}", "field 'proxy.startup_timeout': give a number"),
+        ("proxy: {mode: bogus}", "field 'proxy.mode': give auto, require or off"),
+        ("progress: 5", "field 'progress': give auto, plain, tty or quiet"),
+        ("description: [a]", "field 'description': give a string"),
+        ("secrets: [a]", "field 'secrets': give a mapping"),
+        ("platforms: a", "field 'platforms': give a list"),
+        ("build_args: {5: x}", "field 'build_args.5': a key must be a string: put it in quotes"),
+    ],
+)
+def test_type_errors_say_what_to_give(profiles_dir: Path, setting: str, expected: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + setting + "\n")
+    message = error_of(profiles_dir)
+    assert f"app.yaml:2: {expected}" in message
+    assert "Input should" not in message
