@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     model_validator,
 )
 
@@ -106,6 +107,9 @@ NetworkName = Annotated[str, AfterValidator(_network_name), _schema_pattern(r"^[
 ImageRef = Annotated[str, AfterValidator(_image_ref), _schema_pattern(r"^[^\s\u0000]+$")]
 BindAddress = Annotated[str, AfterValidator(_bind_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url), _schema_pattern("^[Hh][Tt][Tt][Pp][Ss]?://")]
+Flag = Annotated[bool, Strict()]
+"""true or false as YAML writes them: pydantic would also take "yes", "off", 1 or "0",
+and a quoted "false" read as true by a person is a setting nobody meant."""
 
 
 def _scalar_to_str(value: object) -> object:
@@ -220,7 +224,7 @@ class ProxySettings(BaseModel):
         "the cache with the network.",
     )
     port: int = Field(5000, ge=1, le=65535, description="Host port published for the proxy.")
-    bridge: bool = Field(
+    bridge: Flag = Field(
         False,
         description="Also publish the port on the default bridge's gateway address (such as "
         "172.17.0.1): reachable from containers on this host, not from other machines. "
@@ -363,7 +367,7 @@ class Profile(BaseModel):
         "1000 when that is root), off, or {name, uid, gid}. Passed only to Dockerfiles "
         "that declare them.",
     )
-    ssh: bool = Field(False, description="Forward the ssh-agent (`--ssh default=$SSH_AUTH_SOCK`).")
+    ssh: Flag = Field(False, description="Forward the ssh-agent (`--ssh default=$SSH_AUTH_SOCK`).")
     ca_bundle: PathSetting = Field(
         "auto",
         description="CA bundle given to RUN steps as a secret: auto (the host's, when "

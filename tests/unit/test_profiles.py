@@ -444,3 +444,22 @@ def test_type_errors_say_what_to_give(profiles_dir: Path, setting: str, expected
     message = error_of(profiles_dir)
     assert f"app.yaml:2: {expected}" in message
     assert "Input should" not in message
+
+
+@pytest.mark.parametrize("setting", ["ssh", "proxy.bridge"])
+@pytest.mark.parametrize("value", ['"yes"', '"true"', "1", "0", '"off"'])
+def test_switches_take_yaml_booleans_only(profiles_dir: Path, setting: str, value: str) -> None:
+    """pydantic would read "yes" or 1 as true; a quoted "false" would be a surprise."""
+    parent, _, name = setting.rpartition(".")
+    text = f"{parent}: {{{name}: {value}}}" if parent else f"{name}: {value}"
+    write_profile(profiles_dir, "app", MINIMAL + text + "\n")
+    assert f"app.yaml:2: field '{setting}': give true or false" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("yes", True), ("false", False)])
+def test_switches_take_what_yaml_reads_as_a_boolean(
+    profiles_dir: Path, value: str, expected: bool
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"ssh: {value}\nproxy: {{bridge: {value}}}\n")
+    profile = resolve(profiles_dir).profile
+    assert (profile.ssh, profile.proxy.bridge) == (expected, expected)
