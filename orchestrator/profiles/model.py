@@ -64,6 +64,30 @@ def _network_name(value: str) -> str:
     return value
 
 
+# docker/distribution's reference grammar (distribution/reference, regexp.go), which the
+# engine parses a tag by: [HOST[:PORT]/]PATH[:TAG][@DIGEST]. In ASCII, as Go's \w is.
+_ALPHANUMERIC = "[a-z0-9]+"
+_PATH_COMPONENT = f"{_ALPHANUMERIC}(?:(?:[._]|__|-+){_ALPHANUMERIC})*"
+_DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
+_TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    rf"(?::{_TAG})?(?:@{_DIGEST})?"
+)
+
+
+def _image_tag(value: str) -> str:
+    """What the engine would refuse only once the build is done (exit 4) is refused here."""
+    if not IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError(
+            "give [HOST[:PORT]/]NAME[:TAG], NAME in lowercase "
+            "(such as registry.example.com/api:1.0)"
+        )
+    return value
+
+
 def _image_ref(value: str) -> str:
     """The engine parses the reference itself; what cannot even be one argument stops here."""
     if not _one_word(value):
@@ -105,6 +129,12 @@ DockerName = Annotated[
 ]
 NetworkName = Annotated[str, AfterValidator(_network_name), _schema_pattern(r"^[^\s/\u0000]+$")]
 ImageRef = Annotated[str, AfterValidator(_image_ref), _schema_pattern(r"^[^\s\u0000]+$")]
+ImageTag = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    AfterValidator(_image_tag),
+    _schema_pattern(f"^{IMAGE_REFERENCE.pattern}$"),
+]
 BindAddress = Annotated[str, AfterValidator(_bind_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url), _schema_pattern("^[Hh][Tt][Tt][Pp][Ss]?://")]
 Flag = Annotated[bool, Strict()]
@@ -345,7 +375,10 @@ class Profile(BaseModel):
         "Dockerfile", description="Dockerfile path, relative to the context (as in bake)."
     )
     target: Text | None = Field(None, description="Build stage to stop at (`--target`).")
-    tags: tuple[Text, ...] = Field((), description="Image tags (`--tag`).")
+    tags: tuple[ImageTag, ...] = Field(
+        (),
+        description="Image tags (`--tag`): [HOST[:PORT]/]NAME[:TAG][@DIGEST], NAME in lowercase.",
+    )
     build_args: dict[Text, ArgValue] = Field(
         default_factory=dict, description="Build arguments (`--build-arg`); merged with parents'."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -463,3 +464,38 @@ def test_switches_take_what_yaml_reads_as_a_boolean(
     write_profile(profiles_dir, "app", MINIMAL + f"ssh: {value}\nproxy: {{bridge: {value}}}\n")
     profile = resolve(profiles_dir).profile
     assert (profile.ssh, profile.proxy.bridge) == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["UPPER:Tag!", "App", "a:", ":1", "a-", "a//b", "a:b:c", "a:é", "-a", "a@sha256:abc", ""],
+)
+def test_tags_are_image_references(profiles_dir: Path, tag: str) -> None:
+    """The engine would refuse them only once the build is done (exit 4)."""
+    write_profile(profiles_dir, "app", MINIMAL + f"tags: [ok, {json.dumps(tag)}]\n")
+    message = error_of(profiles_dir)
+    assert "app.yaml:2: field 'tags.1': give [HOST[:PORT]/]NAME[:TAG], NAME in lowercase" in message
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "app",
+        "app:1.0",
+        "demo/app:Latest_1.2-rc",
+        "a__b.c-d---e/f_g",
+        "Registry.Example.com:5000/team/api:ci",
+        "localhost:5000/api",
+        "[::1]:5000/api:1",
+        f"api:1@sha256:{'0' * 64}",
+        "a:" + "x" * 128,
+    ],
+)
+def test_image_references_the_grammar_allows_are_kept(profiles_dir: Path, tag: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"tags: [{json.dumps(tag)}]\n")
+    assert resolve(profiles_dir).profile.tags == (tag,)
+
+
+def test_a_tag_of_more_than_128_characters_is_refused(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"tags: [a:{'x' * 129}]\n")
+    assert "field 'tags.0'" in error_of(profiles_dir)
