@@ -57,10 +57,20 @@ def _one_word(value: str) -> bool:
     return bool(value) and "\x00" not in value and not any(c.isspace() for c in value)
 
 
+PREDEFINED_NETWORKS = ("bridge", "host", "none")
+
+
 def _network_name(value: str) -> str:
-    """Docker allows almost anything in a network name, but not these."""
+    """Docker allows almost anything in a network name, but not these; and its own
+    networks will not do: container names resolve only on a user-defined network, and
+    one on host or none cannot join another."""
     if not _one_word(value) or "/" in value:
         raise ValueError("give a non-empty name without '/', whitespace or NUL")
+    if value in PREDEFINED_NETWORKS:
+        raise ValueError(
+            "Docker's predefined networks (bridge, host, none) will not do: give a "
+            "user-defined network's name (created if missing)"
+        )
     return value
 
 
@@ -127,7 +137,16 @@ def _schema_pattern(pattern: str) -> object:
 DockerName = Annotated[
     str, AfterValidator(_docker_name), _schema_pattern(f"^{DOCKER_NAME.pattern}$")
 ]
-NetworkName = Annotated[str, AfterValidator(_network_name), _schema_pattern(r"^[^\s/\u0000]+$")]
+NetworkName = Annotated[
+    str,
+    AfterValidator(_network_name),
+    Field(
+        json_schema_extra={
+            "pattern": r"^[^\s/\u0000]+$",
+            "not": {"enum": list(PREDEFINED_NETWORKS)},
+        }
+    ),
+]
 ImageRef = Annotated[str, AfterValidator(_image_ref), _schema_pattern(r"^[^\s\u0000]+$")]
 ImageTag = Annotated[
     str,

@@ -234,6 +234,16 @@ def test_network_names_refuse_what_docker_refuses(profiles_dir: Path, value: str
     assert "app.yaml:3: field 'proxy.network'" in error_of(profiles_dir)
 
 
+@pytest.mark.parametrize("value", ["bridge", "host", "none"])
+def test_the_proxy_network_is_not_one_of_dockers_own(profiles_dir: Path, value: str) -> None:
+    """Container names resolve only on a user-defined network; on host or none a
+    container joins no other."""
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  network: {value}\n")
+    message = error_of(profiles_dir)
+    assert "app.yaml:3: field 'proxy.network': Docker's predefined networks" in message
+    assert "give a user-defined network's name" in message
+
+
 def test_docker_names_docker_accepts_are_accepted(profiles_dir: Path) -> None:
     proxy = "proxy: {name: Proxy_1.a-b, cache_volume: 0cache, network: jenkins_ci-shared.1}\n"
     write_profile(profiles_dir, "app", MINIMAL + proxy)
