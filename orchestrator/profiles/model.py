@@ -105,6 +105,20 @@ def _image_ref(value: str) -> str:
     return value
 
 
+PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # PEP 508's
+
+
+def _project_name(value: str) -> str:
+    """The readiness check asks the index for this project's page: an empty or invalid
+    name asks for the index's root or a page no index has, and the proxy never looks ready."""
+    if not PROJECT_NAME.fullmatch(value):
+        raise ValueError(
+            "give a project name such as pip: letters, digits, '.', '_' and '-', "
+            "a letter or digit at each end"
+        )
+    return value
+
+
 def _bind_address(value: str) -> str:
     """A host name here would be published as given and fail inside `docker run`."""
     if value:
@@ -153,6 +167,9 @@ ImageTag = Annotated[
     AfterValidator(_no_nul),
     AfterValidator(_image_tag),
     _schema_pattern(f"^{IMAGE_REFERENCE.pattern}$"),
+]
+ProjectName = Annotated[
+    str, AfterValidator(_project_name), _schema_pattern(f"^{PROJECT_NAME.pattern}$")
 ]
 BindAddress = Annotated[str, AfterValidator(_bind_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url), _schema_pattern("^[Hh][Tt][Tt][Pp][Ss]?://")]
@@ -319,7 +336,7 @@ class ProxySettings(BaseModel):
         description="CA bundle the proxy trusts for upstream HTTPS: auto (the host's bundle, "
         "when present), off, or a path.",
     )
-    health_project: Text = Field(
+    health_project: ProjectName = Field(
         "pip", description="Project whose index page the readiness check fetches."
     )
     startup_timeout: float = Field(

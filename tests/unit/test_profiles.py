@@ -234,6 +234,20 @@ def test_network_names_refuse_what_docker_refuses(profiles_dir: Path, value: str
     assert "app.yaml:3: field 'proxy.network'" in error_of(profiles_dir)
 
 
+@pytest.mark.parametrize("value", ['""', '"a b"', "-pip", "pip.", "pip/x", "ü"])
+def test_health_project_is_a_project_name(profiles_dir: Path, value: str) -> None:
+    """An empty name would ask the index's root, which answers, or a page none has."""
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  health_project: {value}\n")
+    expected = "app.yaml:3: field 'proxy.health_project': give a project name such as pip"
+    assert expected in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize("value", ["pip", "zope.interface", "typing_extensions", "A-1", "x"])
+def test_health_project_takes_pep_508_names(profiles_dir: Path, value: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  health_project: {value}\n")
+    assert resolve(profiles_dir).profile.proxy.health_project == value
+
+
 @pytest.mark.parametrize("value", ["bridge", "host", "none"])
 def test_the_proxy_network_is_not_one_of_dockers_own(profiles_dir: Path, value: str) -> None:
     """Container names resolve only on a user-defined network; on host or none a
