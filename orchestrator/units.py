@@ -11,7 +11,8 @@ import re
 from orchestrator.errors import BadInput
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([kmgt]?)(i?b?)", re.IGNORECASE)
+SIZE_PATTERN = r"(\d+(?:\.\d+)?)([kKmMgGtT]?)([iI]?[bB]?)"  # a profile's schema has it too
+_SIZE = re.compile(SIZE_PATTERN)
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 

@@ -20,10 +20,13 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    WithJsonSchema,
     model_validator,
 )
 
 from orchestrator import paths
+from orchestrator.errors import BadInput
+from orchestrator.units import SIZE_PATTERN, parse_size
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # moby daemon/names: two or more
@@ -195,6 +198,32 @@ def _scalar_to_str(value: object) -> object:
 ArgValue = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_no_nul)]
 
 
+def _size(value: object) -> object:
+    """``20G`` as `orchestrate proxy prune --max-size` reads it, by the same function; a
+    number is bytes."""
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except BadInput:
+            raise ValueError("give bytes or a size such as 500M or 20G (binary units)") from None
+    return value
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(_size),
+    Field(ge=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": f"^{SIZE_PATTERN}$"},
+            ]
+        }
+    ),
+]
+
+
 def _off(value: object) -> object:
     """YAML 1.1 reads a bare ``off`` as False; these settings mean the word."""
     return "off" if value is False else value
@@ -312,8 +341,10 @@ class ProxySettings(BaseModel):
     cache_volume: DockerName = Field(
         "orchestrator-proxpi-cache", description="Named volume holding the package cache."
     )
-    cache_size: int = Field(
-        20 * 1024**3, ge=0, description="Bytes of package files the proxy keeps (LFU eviction)."
+    cache_size: ByteSize = Field(
+        20 * 1024**3,
+        description="Package files the proxy keeps (LFU eviction): bytes, or a size such as "
+        "500M or 20G (binary units, as `orchestrate proxy prune --max-size` takes).",
     )
     index: HttpUrl = Field(
         "https://pypi.org/simple/", description="Upstream index the proxy mirrors."

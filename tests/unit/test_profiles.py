@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import BadInput, ExitCode
 from orchestrator.profiles import ProfileStore, ResolvedProfile, json_schema
+from orchestrator.units import parse_size
 from tests.conftest import REPO, write_profile
 
 MINIMAL = "context: ../ctx\n"
@@ -523,3 +525,37 @@ def test_image_references_the_grammar_allows_are_kept(profiles_dir: Path, tag: s
 def test_a_tag_of_more_than_128_characters_is_refused(profiles_dir: Path) -> None:
     write_profile(profiles_dir, "app", MINIMAL + f"tags: [a:{'x' * 129}]\n")
     assert "field 'tags.0'" in error_of(profiles_dir)
+
+
+@pytest.mark.parametrize("value", ["20G", "500M", "2GiB", "10k", "1.5g", "0", "1048576"])
+def test_cache_size_takes_what_prune_max_size_takes(profiles_dir: Path, value: str) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy: {{cache_size: {value!r}}}\n")
+    assert resolve(profiles_dir).profile.proxy.cache_size == parse_size(value)
+
+
+def test_cache_size_still_takes_a_number_of_bytes(profiles_dir: Path) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + "proxy: {cache_size: 1073741824}\n")
+    assert resolve(profiles_dir).profile.proxy.cache_size == 1024**3
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20X", "give bytes or a size such as 500M or 20G"),
+        ('"-5M"', "give bytes or a size such as 500M or 20G"),
+        ("-5", "give at least 0"),
+        ("1.5", "give a whole number"),
+    ],
+)
+def test_cache_size_refuses_what_is_not_a_size(
+    profiles_dir: Path, value: str, expected: str
+) -> None:
+    write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  cache_size: {value}\n")
+    assert f"app.yaml:3: field 'proxy.cache_size': {expected}" in error_of(profiles_dir)
+
+
+def test_the_schema_takes_a_size_with_a_unit_for_cache_size() -> None:
+    size = json_schema()["$defs"]["ProxySettings"]["properties"]["cache_size"]
+    kinds = {variant["type"]: variant for variant in size["anyOf"]}
+    assert kinds["integer"]["minimum"] == 0
+    assert re.match(kinds["string"]["pattern"], "20G")
