@@ -405,7 +405,8 @@ def _check_paths(
         if path is not None and not path.is_file():
             where = _where(field_path, layers, origins)
             field = ".".join(str(part) for part in field_path)
-            raise BadInput(f"{where}: field '{field}': file {paths.shown(path)} does not exist")
+            problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise BadInput(f"{where}: field '{field}': file {paths.shown(path)} {problem}")
 
 
 def json_schema() -> dict[str, Any]:

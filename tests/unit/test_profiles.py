@@ -198,6 +198,24 @@ def test_missing_secret_file_is_blamed_on_the_parent_that_named_it(profiles_dir:
     assert "does not exist" in message
 
 
+@pytest.mark.parametrize(
+    ("setting", "blamed"),
+    [
+        ("secrets:\n  netrc: {file: ../ctx}\n", "app.yaml:3: field 'secrets.netrc.file'"),
+        ("ca_bundle: ../ctx\n", "app.yaml:2: field 'ca_bundle'"),
+        ("proxy:\n  ca_bundle: ../ctx\n", "app.yaml:3: field 'proxy.ca_bundle'"),
+    ],
+)
+def test_a_directory_named_as_a_file_is_called_a_directory(
+    profiles_dir: Path, setting: str, blamed: str
+) -> None:
+    """Not "does not exist": it does, and is the wrong kind."""
+    write_profile(profiles_dir, "app", MINIMAL + setting)
+    message = error_of(profiles_dir)
+    assert message.startswith(f"{profiles_dir}/{blamed}: file ")
+    assert message.endswith("ctx is a directory, not a file")
+
+
 def test_secret_redefined_by_the_child_is_blamed_on_the_child(profiles_dir: Path) -> None:
     write_profile(profiles_dir, "base", MINIMAL + "secrets:\n  netrc: {env: NETRC}\n")
     write_profile(profiles_dir, "app", "extends: base\nsecrets:\n  netrc: {file: nope}\n")
