@@ -298,6 +298,7 @@ def execute(plan: BakePlan) -> CacheReport:
     argv = plan.argv(_write_overrides(plan))
     modes = {name: target.mode for name, target in plan.plans.items()}
     log.info("bake", modes=modes)
+    execution.warn_exposure(list(plan.plans.values()))
     watcher = execution.start_watch(list(plan.plans.values()), argv)
     code = current_engine().stream(argv, env=plan.secret_env)
     if code != 0:

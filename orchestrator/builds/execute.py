@@ -10,10 +10,11 @@ import os
 import stat
 from pathlib import Path
 
+from orchestrator import log as logs
 from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BuildFailed
 from orchestrator.log import get_logger
-from orchestrator.plan.model import BuildPlan
+from orchestrator.plan.model import EXPOSURE, BuildPlan
 from orchestrator.proxy import accesslog
 from orchestrator.report import CacheReport, Watcher
 
@@ -39,6 +40,7 @@ def execute(plan: BuildPlan) -> CacheReport:
     env = settings_env(plan)
     for argv in plan.prepare:
         log.warning("builder must be prepared", command=" ".join(argv))
+    warn_exposure([plan])
     watcher = start_watch([plan], plan.argv)
     code = current_engine().stream(plan.argv, env=env)
     if code != 0:
@@ -52,6 +54,20 @@ def execute(plan: BuildPlan) -> CacheReport:
             detail=plan.command_line,
         )
     return watcher.finish()
+
+
+def warn_exposure(plans: list[BuildPlan]) -> None:
+    """A proxy published beyond this machine is said by a real build too, not only by a
+    dry run's decisions: once, whatever the number of targets."""
+    found = next((d for p in plans for d in p.decisions if d.topic == EXPOSURE), None)
+    if found is not None:
+        logs.say(
+            "proxy exposed",
+            f"orchestrate: warning: the proxy's port is published on {found.choice}: "
+            f"{found.reason}",
+            level="warning",
+            address=found.choice,
+        )
 
 
 def settings_env(plan: BuildPlan) -> dict[str, str]:

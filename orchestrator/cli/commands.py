@@ -2,8 +2,9 @@
 
 A real build first tries the plan it remembers (``remember``): then nothing of planning is
 imported, neither pydantic nor PyYAML nor the Dockerfile parser, and nothing is logged at
-the default level before Docker starts; the line that says what the build did comes after
-it (the mode and what the cache served).
+the default level before Docker starts but the warnings the plan holds (a builder to
+prepare, a proxy published beyond loopback); the line that says what the build did comes
+after it (the mode and what the cache served).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ place. Each command only renders the result: build args and secrets, mounts, var
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal, Protocol, overload
 
@@ -19,7 +20,7 @@ from orchestrator.errors import ProxyUnavailable
 from orchestrator.facts.model import HostFacts, ProxyFacts
 from orchestrator.plan import modes
 from orchestrator.plan.containers import RunMode
-from orchestrator.plan.model import Mode
+from orchestrator.plan.model import EXPOSURE, Mode
 from orchestrator.plan.settings import installer_settings
 from orchestrator.profiles import BuildUser, Profile, ProxySettings, ResolvedProfile
 from orchestrator.proxy.spec import CONTAINER_PORT
@@ -87,11 +88,14 @@ def choose_mode(
         return mode
     why = _why_not(proxy, unreachable)
     if why is None and proxy is not None:
-        return _serving(out, resolved.profile.proxy, proxy)
-    if resolved.profile.proxy.mode == "require":
+        mode = _serving(out, resolved.profile.proxy, proxy)
+    elif resolved.profile.proxy.mode == "require":
         raise ProxyUnavailable(f"profile '{resolved.name}' requires the proxy: {why}")
-    out.decide("mode", fallback, f"the proxy cannot serve ({why}); {keeps}")
-    return fallback
+    else:
+        out.decide("mode", fallback, f"the proxy cannot serve ({why}); {keeps}")
+        mode = fallback
+    _exposure(out, resolved.profile.proxy)
+    return mode
 
 
 def _why_not(proxy: ProxyFacts | None, unreachable: str | None) -> str | None:
@@ -115,6 +119,27 @@ def _serving(
         return "offline"
     out.decide("mode", "proxy", f"the proxy serves: {proxy.reason}")
     return "proxy"
+
+
+_WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - reading a setting, not binding
+
+
+def _exposure(out: Decider, settings: ProxySettings) -> None:
+    """A managed proxy published beyond loopback is a choice a team may make (one cache
+    for its machines), never one to make silently: whoever reaches the port uses the
+    cache and fills it. Said whenever the profile's proxy is in play, whether it serves
+    this time or not: it is the profile's setting."""
+    if settings.url or (settings.bind and ip_address(settings.bind).is_loopback):
+        return
+    bind = settings.bind
+    host = f"[{bind}]" if ":" in bind else bind or "*"
+    who = "this host" if bind in _WILDCARDS else bind
+    out.decide(
+        EXPOSURE,
+        f"{host}:{settings.port}",
+        f"every machine that reaches {who} can use (and fill) the proxy's cache; "
+        "proxy.bind: 127.0.0.1 keeps it to this machine",
+    )
 
 
 # --- the index --------------------------------------------------------------------------------

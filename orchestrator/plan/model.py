@@ -24,6 +24,7 @@ PIP_CONF_VARIABLE = "ORCHESTRATE_PIP_CONF"
 UV_TOML_VARIABLE = "ORCHESTRATE_UV_TOML"
 FRESH_ARG = "ORCHESTRATE_FRESH"
 CACHE_ROOT = "/var/cache/orchestrator"  # where orchestrator mounts installers' caches
+EXPOSURE = "proxy exposure"  # the decision on a proxy published beyond loopback, warned of
 
 
 @dataclass(frozen=True)

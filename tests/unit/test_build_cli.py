@@ -126,8 +126,9 @@ def test_a_dry_run_for_people_shows_the_command(profiles_dir: Path) -> None:
 # --- through the proxy: what it could not serve --------------------------------------------------
 
 
-def through_proxy(profiles_dir: Path, front: Fronts) -> tuple[Front, Front]:
-    """Profile 'app' (`pip install demo`) through a serving proxy whose upstream answers."""
+def through_proxy(profiles_dir: Path, front: Fronts, more: str = "") -> tuple[Front, Front]:
+    """Profile 'app' (`pip install demo`) through a serving proxy whose upstream answers;
+    ``more``: more of the proxy's settings, as lines of YAML."""
     (profiles_dir.parent / "ctx" / "Dockerfile").write_text(PIP)
     proxy, upstream = front({}), front({"/simple/": (200, "text/html", b"")})
     write_profile(
@@ -135,7 +136,7 @@ def through_proxy(profiles_dir: Path, front: Fronts) -> tuple[Front, Front]:
         "app",
         "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\nproxy:\n"
         f"  port: {proxy.port}\n  health_project: demo\n  ca_bundle: off\n"
-        f"  index: http://127.0.0.1:{upstream.port}/simple/\n  index_ttl: 0\n",
+        f"  index: http://127.0.0.1:{upstream.port}/simple/\n  index_ttl: 0\n{more}",
     )
     settings = ProfileStore(profiles_dir).resolve("app").profile.proxy
     proxy.is_the_engines(settings)
@@ -204,6 +205,34 @@ def test_a_build_says_which_steps_bypassed_the_proxy_beside_its_cache_line(
         (2, "poetry: no step installs poetry-plugin-pypi-mirror"),
         (3, "the command names its own index"),
     ]
+
+
+def test_a_build_through_a_proxy_published_beyond_loopback_warns_of_it(
+    profiles_dir: Path, front: Fronts
+) -> None:
+    """A legitimate setting (one cache for a team's machines), never a silent one."""
+    proxy, _ = through_proxy(profiles_dir, front, "  bind: 0.0.0.0\n")
+    fake = FakeEngine(buildx())
+    fake.while_streaming = serving(proxy, record("/index/demo/"))
+    ran = orchestrate(profiles_dir, "build", "app", engine=fake)
+    assert ran.code == 0, ran.stderr
+    assert ran.lines[0] == (
+        f"orchestrate: warning: the proxy's port is published on 0.0.0.0:{proxy.port}: "
+        "every machine that reaches this host can use (and fill) the proxy's cache; "
+        "proxy.bind: 127.0.0.1 keeps it to this machine"
+    )
+    assert ran.lines[1].startswith("orchestrate: built app (proxy: ")
+
+
+def test_a_build_through_a_loopback_proxy_warns_of_nothing(
+    profiles_dir: Path, front: Fronts
+) -> None:
+    proxy, _ = through_proxy(profiles_dir, front)
+    fake = FakeEngine(buildx())
+    fake.while_streaming = serving(proxy, record("/index/demo/"))
+    ran = orchestrate(profiles_dir, "build", "app", engine=fake)
+    assert ran.code == 0, ran.stderr
+    assert "warning" not in ran.stderr
 
 
 def test_a_failed_build_names_the_packages_the_proxy_could_not_serve(
@@ -298,6 +327,23 @@ def test_bake_streams_bake_with_the_override_of_every_target(
     target = json.loads(Path(argv[6]).read_text())["target"]["app"]
     assert (target["output"], Path(target["dockerfile"]).is_file()) == (["type=docker"], True)
     assert ran.lines[-1] == "orchestrate: cache: none used (proxy: off)"
+
+
+def test_a_bake_through_a_proxy_published_beyond_loopback_warns_once(
+    profiles_dir: Path, workdir: Path, front: Fronts
+) -> None:
+    proxy, _ = through_proxy(profiles_dir, front, "  bind: 0.0.0.0\n")
+    (workdir / "api").mkdir()
+    (workdir / "api" / "Dockerfile").write_text(PIP)
+    fake = bake_engine({"app": {"context": "app"}, "api": {"context": "api"}})
+    ran = orchestrate(profiles_dir, "bake", "-p", "app", "app", "api", engine=fake)
+    assert ran.code == 0, ran.stderr
+    warned = [line for line in ran.lines if "warning" in line]
+    assert warned == [
+        f"orchestrate: warning: the proxy's port is published on 0.0.0.0:{proxy.port}: "
+        "every machine that reaches this host can use (and fill) the proxy's cache; "
+        "proxy.bind: 127.0.0.1 keeps it to this machine"
+    ]
 
 
 def test_a_failed_bake_is_one_line_and_exit_4(profiles_dir: Path, workdir: Path) -> None:

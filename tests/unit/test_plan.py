@@ -205,6 +205,50 @@ def test_a_proxy_bound_to_a_routable_address_is_reached_there(make_plan: MakePla
     assert "routable address" in decision(plan, "proxy address").reason
 
 
+@pytest.mark.parametrize(
+    ("bind", "published", "who"),
+    [
+        ("0.0.0.0", "0.0.0.0:5000", "this host"),
+        ("'::'", "[::]:5000", "this host"),
+        ("''", "*:5000", "this host"),
+        ("10.251.0.1", "10.251.0.1:5000", "10.251.0.1"),
+        ("fd00::1", "[fd00::1]:5000", "fd00::1"),
+    ],
+)
+def test_a_proxy_published_beyond_loopback_is_said_to_be(
+    make_plan: MakePlan, bind: str, published: str, who: str
+) -> None:
+    """Accepted, as a team's shared cache needs it, and said: in the plan, whatever the
+    mode the proxy leaves the build in (it is the profile's setting)."""
+    for proxy in (HEALTHY, DOWN):
+        plan = make_plan(f"proxy: {{bind: {bind}}}\n", proxy=proxy)
+        assert decisions(plan, "proxy exposure") == [
+            f"{published}: every machine that reaches {who} can use (and fill) the proxy's "
+            "cache; proxy.bind: 127.0.0.1 keeps it to this machine"
+        ]
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        "",
+        "proxy: {bind: '::1'}\n",
+        "proxy: {bind: 127.0.0.2}\n",
+        "proxy: {bind: 0.0.0.0, mode: off}\n",
+        "proxy: {bind: 0.0.0.0, url: 'http://cache.example/simple/'}\n",
+    ],
+)
+def test_a_proxy_kept_to_loopback_off_or_external_says_nothing_of_exposure(
+    make_plan: MakePlan, profile: str
+) -> None:
+    assert decisions(make_plan(profile), "proxy exposure") == []
+
+
+def test_no_proxy_says_nothing_of_exposure(make_plan: MakePlan) -> None:
+    plan = make_plan("proxy: {bind: 0.0.0.0}\n", options=BuildOptions(no_proxy=True))
+    assert decisions(plan, "proxy exposure") == []
+
+
 def test_profile_network_default_cannot_reach_a_loopback_proxy(make_plan: MakePlan) -> None:
     plan = make_plan("network: default\n")
     assert not has_host_network(plan)

@@ -98,6 +98,13 @@ def test_a_run_joins_the_proxy_network_and_reaches_it_by_name(make_run: MakeRun)
     assert plan.argv[-4:] == ("demo/app:1", "pip", "install", "numpy")
 
 
+def test_a_run_through_a_proxy_published_beyond_loopback_says_so(make_run: MakeRun) -> None:
+    plan = make_run(PROXY + "  bind: 0.0.0.0\n")
+    assert decision(plan, "proxy exposure").startswith(
+        "0.0.0.0:5000: every machine that reaches this host can use (and fill) the proxy's cache"
+    )
+
+
 def test_a_run_is_removed_named_and_labelled(make_run: MakeRun) -> None:
     plan = make_run()
     assert plan.argv[:3] == ("docker", "run", "--rm")
