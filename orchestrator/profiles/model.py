@@ -71,8 +71,8 @@ def _network_name(value: str) -> str:
         raise ValueError("give a non-empty name without '/', whitespace or NUL")
     if value in PREDEFINED_NETWORKS:
         raise ValueError(
-            "Docker's predefined networks (bridge, host, none) will not do: give a "
-            "user-defined network's name (created if missing)"
+            "Docker's own networks (bridge, host, none) will not do: give a user-defined "
+            "network's name"
         )
     return value
 
@@ -94,10 +94,7 @@ IMAGE_REFERENCE = re.compile(
 def _image_tag(value: str) -> str:
     """What the engine would refuse only once the build is done (exit 4) is refused here."""
     if not IMAGE_REFERENCE.fullmatch(value):
-        raise ValueError(
-            "give [HOST[:PORT]/]NAME[:TAG], NAME in lowercase "
-            "(such as registry.example.com/api:1.0)"
-        )
+        raise ValueError("give [HOST[:PORT]/]NAME[:TAG], NAME in lowercase")
     return value
 
 

@@ -35,7 +35,8 @@ from orchestrator.profiles.problems import first_problem
 from orchestrator.urls import redact, redact_all
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
-SHOWN_CHARS = 60  # of an offending value in a message
+SHOWN_CHARS = 60  # of an offending value in a message, at most
+MESSAGE_CHARS = 179  # with "orchestrate: error: " before it, a line stays under 200
 
 
 @dataclass(frozen=True)
@@ -341,8 +342,9 @@ def _describe(
         return f"{where}: unknown field '{_printable(field)}' ({advice}){suffix}"
     if error["type"] == "missing":
         return f"{where}: field '{field}' is required but not set here or in any parent{suffix}"
-    got = _shown(error.get("input"))
-    return f"{where}: field '{_printable(field)}': {found.wanted} (got {got}){suffix}"
+    head = f"{where}: field '{_printable(field)}': {found.wanted} (got "
+    room = MESSAGE_CHARS - len(head) - len(f"){suffix}")
+    return f"{head}{_shown(error.get('input'), room)}){suffix}"
 
 
 def _model_at(parent: FieldPath) -> type[BaseModel]:
@@ -356,10 +358,12 @@ def _model_at(parent: FieldPath) -> type[BaseModel]:
     return Profile
 
 
-def _shown(value: object) -> str:
-    """The offending value, short enough to keep the message on one line under 200."""
+def _shown(value: object, room: int) -> str:
+    """The offending value, cut to the room the rest of the line leaves it (a dozen
+    characters at least: a long path may leave none), so the line stays under 200."""
+    limit = min(SHOWN_CHARS, max(room, 12))
     text = redact(json.dumps(value, default=str))
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _line_of(node: yaml.Node | None, path: FieldPath) -> int | None:

@@ -262,6 +262,25 @@ def test_health_project_is_a_project_name(profiles_dir: Path, value: str) -> Non
     assert expected in error_of(profiles_dir)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        f"proxy: {{health_project: '-{'x' * 100}'}}",
+        f"tags: ['{'X' * 300}']",
+        f"tags: ['{'X' * 300}']\nproxy: {{health_project: ''}}",
+    ],
+)
+def test_a_long_value_is_cut_to_keep_the_line_under_200(
+    profiles_dir: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """The value shown gives way to the words that say what to do."""
+    write_profile(profiles_dir, "app", MINIMAL + setting + "\n")
+    monkeypatch.chdir(profiles_dir.parent)
+    message = error_of(profiles_dir)
+    assert len("orchestrate: error: " + message) < 200, message
+    assert "...)" in message, "the value is cut, the rest of the line kept"
+
+
 @pytest.mark.parametrize("value", ["pip", "zope.interface", "typing_extensions", "A-1", "x"])
 def test_health_project_takes_pep_508_names(profiles_dir: Path, value: str) -> None:
     write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  health_project: {value}\n")
@@ -274,7 +293,7 @@ def test_the_proxy_network_is_not_one_of_dockers_own(profiles_dir: Path, value: 
     container joins no other."""
     write_profile(profiles_dir, "app", MINIMAL + f"proxy:\n  network: {value}\n")
     message = error_of(profiles_dir)
-    assert "app.yaml:3: field 'proxy.network': Docker's predefined networks" in message
+    assert "app.yaml:3: field 'proxy.network': Docker's own networks" in message
     assert "give a user-defined network's name" in message
 
 
