@@ -115,6 +115,64 @@ def test_bad_profiles_give_one_line_and_exit_2(
     assert_one_line_error(result, 2, *parts)
 
 
+PYDANTIC_WORDS = ("literal[", "<class", "function-after", "is-instance", "Input should")
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("tags: ['UPPER:Tag!']", "tags.0"),
+        (f"tags: [ok, '{'X' * 300}']", "tags.1"),
+        ("proxy: {network: host}", "proxy.network"),
+        ("proxy: {network: none}", "proxy.network"),
+        ("proxy: {network: bridge}", "proxy.network"),
+        ("proxy: {health_project: ''}", "proxy.health_project"),
+        (f"proxy: {{health_project: '-{'x' * 100}'}}", "proxy.health_project"),
+        ("ssh: 'yes'", "ssh"),
+        ("proxy: {bridge: 1}", "proxy.bridge"),
+        ("proxy: {cache_size: 20X}", "proxy.cache_size"),
+        ("proxy: {cache_size: 1.5}", "proxy.cache_size"),
+        ("secrets: {netrc: {file: ../ctx}}", "secrets.netrc.file"),
+        ("secrets: {netrc: {file: nope}}", "secrets.netrc.file"),
+        ("ca_bundle: ../ctx", "ca_bundle"),
+        ("proxy: {ca_bundle: ../ctx}", "proxy.ca_bundle"),
+        ("user: 5", "user"),
+        ("user: {name: a, uid: x, gid: 1}", "user.uid"),
+        ("user: {name: a}", "user.uid"),
+        ("ca_bundle: 5", "ca_bundle"),
+        ("proxy: {ca_bundle: [1]}", "proxy.ca_bundle"),
+        ("secrets: {x: {file: 5}}", "secrets.x.file"),
+        ("secrets: {x: {}}", "secrets.x"),
+        ("tagz: [x]", "tagz"),
+        ("tags: 5", "tags"),
+        ("proxy: 5", "proxy"),
+        ("proxy: {port: 99999}", "proxy.port"),
+        ("proxy: {port: x}", "proxy.port"),
+        ("proxy: {mode: sometimes}", "proxy.mode"),
+        ("proxy: {bind: localhost}", "proxy.bind"),
+        ("proxy: {index: ftp://mirror.example/simple/}", "proxy.index"),
+        ("progress: loud", "progress"),
+        ("build_args: {5: x}", "build_args.5"),
+        ("cache_namespace: -x", "cache_namespace"),
+    ],
+)
+def test_every_bad_value_is_one_short_line_naming_its_field(
+    profiles_dir: Path, setting: str, field: str
+) -> None:
+    """Refused before anything runs (exit 2), in one line under 200 characters that names
+    the field in the user's words, not pydantic's (issue 21, item 6)."""
+    write_profile(profiles_dir, "bad", f"context: ../ctx\n{setting}\n")
+    with contextlib.chdir(profiles_dir.parent):
+        ran = run_cli("--profiles-dir", "profiles", "build", "bad", "--dry-run")
+    assert ran.code == 2, ran.stderr
+    [line] = ran.lines
+    assert len(line) < 200, line
+    assert line.startswith("orchestrate: error: profiles/bad.yaml:2: "), line
+    assert f"field '{field}'" in line, line
+    for words in PYDANTIC_WORDS:
+        assert words not in line, line
+
+
 def test_paths_below_the_working_directory_are_named_relative_to_it(profiles_dir: Path) -> None:
     """Two absolute paths alone could pass the 200 characters (seen under pytest-xdist,
     whose temporary paths are longer)."""
