@@ -462,7 +462,7 @@ class Profile(BaseModel):
         "host",
         description="USER_NAME/USER_ID/GROUP_ID build args: host (the invoking user; "
         "1000 when that is root), off, or {name, uid, gid}. Passed only to Dockerfiles "
-        "that declare them.",
+        "that declare them. Runs take it as --user only when the profile sets it.",
     )
     ssh: Flag = Field(False, description="Forward the ssh-agent (`--ssh default=$SSH_AUTH_SOCK`).")
     ca_bundle: PathSetting = Field(
