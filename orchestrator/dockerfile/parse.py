@@ -3,7 +3,10 @@
 For each RUN step: its form (shell, exec, heredoc script), the stage's user, working
 directory, shell and environment at that point, and its own flags. For each stage: what
 COPY/ADD put where, so a file an installer reads in the image (a uv.lock) can be traced
-back to the build context. Nothing here decides anything.
+back to the build context, and which image it starts from. A stage starts from its base
+image's ENV, USER and WORKDIR, which only the engine knows: read once without them, then
+again with them (``ParsedDockerfile.seeded``) when they were gathered. Nothing here
+decides anything.
 """
 
 from __future__ import annotations
@@ -88,6 +91,16 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Seed:
+    """What a stage's base image gives its first step: its configuration's Env, User and
+    WorkingDir (empty: Docker's defaults, root and /). The Dockerfile's own lines follow."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str = ""
+    workdir: str = ""
+
+
+@dataclass(frozen=True)
 class ParsedDockerfile:
     path: Path
     text: str
@@ -97,9 +110,42 @@ class ParsedDockerfile:
     arg_defaults: Mapping[str, str] = field(default_factory=dict)
     syntax: str | None = None  # a `# syntax=` frontend, when the file names one
     env_lines: tuple[tuple[int, str, str], ...] = ()  # (line, name, value) of every ENV
+    # The ARGs declared before the first FROM, the only ones FROM may use, with their
+    # defaults (None: declared without one)
+    global_args: Mapping[str, str | None] = field(default_factory=dict)
 
     def declares(self, name: str) -> bool:
         return name in self.args
+
+    def image_refs(self, build_args: Mapping[str, str]) -> dict[int, str | None]:
+        """The image each stage starts from, by stage index, for the stages that start
+        from an image (not from another stage, not from scratch). FROM's variables are
+        expanded as BuildKit expands them: with the ARGs declared before the first FROM, a
+        build arg replacing a declared one's default. None: a variable has no value."""
+        variables = {
+            name: build_args.get(name, default or "")
+            for name, default in self.global_args.items()
+            if name in build_args or default is not None
+        }
+        names: set[str] = set()
+        found: dict[int, str | None] = {}
+        for stage in self.stages:
+            ref = _resolve(stage.base, variables)
+            if stage.parent is None and ref is not None and ref.lower() in names:
+                continue  # a variable naming an earlier stage
+            if stage.name:
+                names.add(stage.name)
+            if stage.parent is None and (ref is None or ref.lower() != "scratch"):
+                found[stage.index] = ref
+        return found
+
+    def seeded(self, seeds: Mapping[int, Seed]) -> ParsedDockerfile:
+        """The same file read again, each stage in ``seeds`` (by index) starting from its
+        base image's environment, user and working directory rather than Docker's
+        defaults: as BuildKit runs its steps."""
+        if not seeds:
+            return self
+        return parse_text(self.path, self.text, seeds)
 
     def copies_before(self, run: RunStep) -> list[Copy]:
         """COPY/ADD steps that ran before ``run`` in its stage and the stages it builds on."""
@@ -120,12 +166,21 @@ def parse(path: Path) -> ParsedDockerfile:
     return parse_text(path, text)
 
 
-def parse_text(path: Path, text: str) -> ParsedDockerfile:
+def parse_text(path: Path, text: str, seeds: Mapping[int, Seed] | None = None) -> ParsedDockerfile:
     try:
         commands = bk_parser.parse_string(text)
     except bk_parser.GoParseError as exc:
         raise BadInput(f"{path}: cannot parse Dockerfile: {exc}") from None
-    return _Reader(path, text).read(commands)
+    return _Reader(path, text, seeds or {}).read(commands)
+
+
+def _resolve(base: str, variables: Mapping[str, str]) -> str | None:
+    """FROM's image with its variables expanded; None when one has no value (an ARG with
+    neither a default nor a build arg, and no ``:-`` default of its own)."""
+    for match in VARIABLE.finditer(base):
+        if (match.group(1) or match.group(3)) not in variables and match.group(2) is None:
+            return None
+    return expand(base, variables) or None
 
 
 def _syntax(text: str) -> str | None:
@@ -150,15 +205,17 @@ class _StageState:
 class _Reader:
     """One pass over the instructions, keeping each stage's state as BuildKit would."""
 
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: Path, text: str, seeds: Mapping[int, Seed]) -> None:
         self.path = path
         self.text = text
+        self.seeds = seeds
         self.stages: list[Stage] = []
         self.states: list[_StageState] = []
         self.runs: list[RunStep] = []
         self.args: set[str] = set()
         self.defaults: dict[str, str] = {}
         self.env_lines: list[tuple[int, str, str]] = []
+        self.global_args: dict[str, str | None] = {}
 
     def read(self, commands: Sequence[bk_parser.Command]) -> ParsedDockerfile:
         for command in commands:
@@ -176,6 +233,7 @@ class _Reader:
             self.defaults,
             _syntax(self.text),
             tuple(self.env_lines),
+            self.global_args,
         )
 
     def _one(self, command: bk_parser.Command) -> None:
@@ -206,8 +264,10 @@ class _Reader:
 
     def _arg(self, values: Sequence[str]) -> None:
         for item in values:
-            name, _, default = item.partition("=")
+            name, equals, default = item.partition("=")
             self.args.add(name)
+            if not self.stages:
+                self.global_args[name] = default.strip("\"'") if equals else None
             if default and name not in self.defaults:
                 self.defaults[name] = default.strip("\"'")
 
@@ -220,9 +280,18 @@ class _Reader:
         self.stages.append(
             Stage(index, name, base, command.end_line, parent=parent.index if parent else None)
         )
-        inherited = self.states[parent.index] if parent else _StageState()
+        inherited = self.states[parent.index] if parent else self._seeded(index)
         self.states.append(
             _StageState(inherited.user, inherited.workdir, inherited.shell, dict(inherited.env))
+        )
+
+    def _seeded(self, index: int) -> _StageState:
+        """A stage's state before its first line: its base image's, where known."""
+        seed = self.seeds.get(index)
+        if seed is None:
+            return _StageState()
+        return _StageState(
+            user=seed.user or "root", workdir=seed.workdir or "/", env=dict(seed.env)
         )
 
     def _env(self, command: bk_parser.Command, state: _StageState) -> None:

@@ -94,6 +94,53 @@ def test_arg_defaults_only_for_args_with_a_value(tmp_path: Path) -> None:
     assert dict(parsed.arg_defaults) == {"BASE": "python:3.12-slim", "USER_NAME": "app"}
 
 
+def test_image_refs_expand_from_with_the_global_args_and_build_args(tmp_path: Path) -> None:
+    parsed = parse_text(tmp_path, MULTI_STAGE)
+    assert parsed.image_refs({}) == {0: "python:3.12-slim"}  # dev is FROM base, then scratch
+    assert parsed.image_refs({"BASE": "orchestrator/base:bookworm"}) == {
+        0: "orchestrator/base:bookworm"
+    }
+
+
+def test_image_refs_use_only_args_declared_before_the_first_from(tmp_path: Path) -> None:
+    text = (
+        "ARG TAG\nFROM python:${TAG:-3.12} AS a\nARG LATE=x\nFROM ${LATE}\n"
+        "FROM ${NOWHERE:-debian}\nFROM $TAG\n"
+    )
+    parsed = parse_text(tmp_path, text)
+    found = {0: "python:3.12", 1: None, 2: "debian", 3: None}  # no TAG: FROM $TAG is empty
+    assert parsed.image_refs({"LATE": "ignored"}) == found
+    assert parsed.image_refs({"TAG": "3.13"}) == {**found, 0: "python:3.13", 3: "3.13"}
+
+
+def test_image_refs_skip_a_variable_that_names_an_earlier_stage(tmp_path: Path) -> None:
+    text = "ARG FROM_STAGE=build\nFROM python AS build\nFROM ${FROM_STAGE}\n"
+    parsed = parse_text(tmp_path, text)
+    assert parsed.image_refs({}) == {0: "python"}
+
+
+def test_a_seeded_stage_starts_from_its_base_image_s_environment(tmp_path: Path) -> None:
+    text = (
+        "FROM poetry AS a\nRUN poetry install\nENV POETRY_CACHE_DIR=$HOME/cache\n"
+        "WORKDIR src\nRUN poetry install\nFROM a\nUSER root\nRUN id\nFROM python\nRUN id\n"
+    )
+    base = dockerfile.Seed({"HOME": "/home/app", "POETRY_CACHE_DIR": "/opt/c"}, "app", "/app")
+    parsed = parse_text(tmp_path, text).seeded({0: base})
+    first, second, inherited, other = parsed.runs
+    assert (first.user, first.workdir, dict(first.env)) == ("app", "/app", dict(base.env))
+    assert (second.workdir, second.env["POETRY_CACHE_DIR"]) == ("/app/src", "/home/app/cache")
+    assert (inherited.user, inherited.env["HOME"]) == ("root", "/home/app")  # FROM a
+    assert (other.user, other.workdir, dict(other.env)) == ("root", "/", {})  # not seeded
+    assert parsed.env_lines == ((3, "POETRY_CACHE_DIR", "/home/app/cache"),)
+
+
+def test_an_image_without_user_or_workdir_gives_docker_s_defaults(tmp_path: Path) -> None:
+    parsed = parse_text(tmp_path, "FROM python\nRUN id\n")
+    (run,) = parsed.seeded({0: dockerfile.Seed({"PATH": "/usr/bin"})}).runs
+    assert (run.user, run.workdir, dict(run.env)) == ("root", "/", {"PATH": "/usr/bin"})
+    assert parsed.seeded({}) is parsed
+
+
 def test_several_args_on_one_line_and_quoted_defaults(tmp_path: Path) -> None:
     parsed = parse_text(tmp_path, "FROM x\nARG A=1 B=\"two words\" C\nARG D='q'\n")
     assert parsed.args == {"A", "B", "C", "D"}
