@@ -7,8 +7,8 @@ default) and holds it for the command's length with ``using``; the rest of the c
 - ``client()``: python-on-whales' ``DockerClient`` (or anything with the same nouns and
   verbs), for the short typed calls (``client.call`` logs them and types their failures);
 - ``stream(argv)``: a long command attached to the terminal (a build, a bake, `docker run`);
-- ``capture(action, argv)``: a short command's output (`docker buildx du`), where
-  python-on-whales has no method.
+- ``capture(action, argv)``: a short command's output (`docker buildx du`, `docker image
+  inspect`), where python-on-whales has no method or its import costs more than the call.
 
 Tests hand ``cli.main`` a fake that scripts answers and records calls
 (``tests/support/engine.py``), as tox's tests replace its executor: nothing is patched.

@@ -7,9 +7,10 @@ apply to them, and importing it costs more than orchestrator's whole overhead bu
 alone (never logged), their exit code returned for the caller to judge, and Ctrl-C
 passed on and waited for, so nothing is left running behind us.
 
-One short command runs here too (``capture``): `docker buildx du`, which python-on-whales
-has no method for, on the fallback's every build, where importing python-on-whales would
-cost more than the call (``client.build_cache_usage``).
+Short commands run here too (``capture``): `docker buildx du`, which python-on-whales
+has no method for, on the fallback's every build (``client.build_cache_usage``), and
+`docker image inspect` of a build's base images (``facts/image.py``), which a remembered
+build asks again: importing python-on-whales would cost more than either call.
 
 Where logs are JSON lines (``--log-format json``, asked for), a command's stderr
 (BuildKit's progress) is carried line by line as JSON events, so a program that reads

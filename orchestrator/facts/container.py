@@ -1,7 +1,7 @@
-"""What a container run needs to know besides the host: its terminal, the run's image and
-the proxy's network (asked only when the fallback may be chosen, so a run through a proxy
-that answers costs no Docker call before `docker run` itself), where private files go, and
-the services of a compose file."""
+"""What a container run needs to know besides the host: its terminal, the proxy's network
+(asked only when the fallback may be chosen, so a run through a proxy that answers costs
+no Docker call before `docker run` itself; the run's image likewise, ``facts/image.py``),
+where private files go, and the services of a compose file."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from orchestrator import paths
 from orchestrator.engine import client as engine
 from orchestrator.errors import BadInput, HandledError
 from orchestrator.facts.host import engine_endpoint
-from orchestrator.facts.model import ComposeService, ImageFacts, TerminalFacts
+from orchestrator.facts.model import ComposeService, TerminalFacts
 from orchestrator.inputs import read_text
 
 # The names `docker compose` looks for in the working directory, in its order.
@@ -41,17 +41,6 @@ def _isatty(fd: int) -> bool:
         return os.isatty(fd)
     except OSError:
         return False
-
-
-def image_facts(image: str) -> ImageFacts:
-    """The image's environment and USER, or that it is not in the engine's store."""
-    docker = engine.client()
-    try:
-        found = engine.call("inspect the run's image", docker.image.inspect, image)
-    except engine.absent_errors():
-        return ImageFacts(present=False)
-    env = dict(item.partition("=")[::2] for item in (found.config.env or []))
-    return ImageFacts(present=True, env=env, user=str(found.config.user or ""))
 
 
 def files_shared(images: Sequence[str], *, ask: bool = True) -> bool | None:

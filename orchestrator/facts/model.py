@@ -77,11 +77,14 @@ class TerminalFacts:
 
 @dataclass(frozen=True)
 class ImageFacts:
-    """What the engine says about the run's image (asked only when the fallback may need it)."""
+    """What the engine says about an image: a run's (asked only when the fallback may need
+    it) or a build's base image (``facts/image.py``). ``present``: the engine showed it."""
 
     present: bool
     env: Mapping[str, str] = field(default_factory=dict)
     user: str = ""
+    workdir: str = ""
+    id: str = ""  # the digest of its configuration: a changed image has another
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ import secrets
 from orchestrator import paths
 from orchestrator.facts.container import (
     files_shared,
-    image_facts,
     network_exists,
     pip_lock_dir,
     secret_base,
     terminal,
 )
 from orchestrator.facts.host import check_inputs, gather_facts
+from orchestrator.facts.image import image_facts
 from orchestrator.facts.model import BuilderFacts, RunFacts
 from orchestrator.plan.containers import RunOptions, RunPlan, Wiring
 from orchestrator.plan.run import plan_run, run_image

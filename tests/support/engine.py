@@ -15,6 +15,7 @@ says exactly which Docker calls it expects.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ from python_on_whales.exceptions import (
     NoSuchNetwork,
     NoSuchVolume,
 )
+
+from orchestrator.errors import DockerRefused
 
 _ABSENT: dict[str, type[DockerException]] = {
     "container": NoSuchContainer,
@@ -46,6 +49,31 @@ def absent(noun: str, name: str = "x") -> DockerException:
 def refused(message: str, *argv: str) -> DockerException:
     """Docker saying no (exit 125 or 1), with its words on stderr."""
     return DockerException(["docker", *argv], 1, b"", message.encode())
+
+
+def inspected(
+    image: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    user: str = "",
+    workdir: str = "",
+    ident: str = "",
+) -> dict[str, str]:
+    """``captured`` for an image the engine holds: `docker image inspect IMAGE` printing
+    its configuration, as ``facts/image.py`` asks it."""
+    config = {
+        "Env": [f"{key}={value}" for key, value in (env or {}).items()],
+        "User": user,
+        "WorkingDir": workdir,
+    }
+    found = {"Id": ident or f"sha256:{image}", "Config": config}
+    return {f"docker image inspect {image}": json.dumps([found])}
+
+
+def not_inspected(image: str) -> dict[str, Exception]:
+    """``captured`` for an image the engine does not show: the command fails."""
+    failed = DockerRefused(f"docker refused to inspect image {image}: exit status 1")
+    return {f"docker image inspect {image}": failed}
 
 
 def container(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -16,14 +15,12 @@ import yaml
 from orchestrator.plan.containers import CACHE_TARGET
 from tests.conftest import write_profile
 from tests.support.cli import Ran, run_cli
-from tests.support.engine import FakeEngine, absent
+from tests.support.engine import FakeEngine, inspected, not_inspected
 from tests.support.world import World
 
 OFF = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\nproxy: off\n"
 AUTO = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\ncache_namespace: ns\nuser: host\n"
-IMAGE = SimpleNamespace(
-    config=SimpleNamespace(env=["PATH=/usr/bin", "PYTHONPATH=/app"], user="app")
-)
+IMAGE = inspected("demo/app:1", env={"PATH": "/usr/bin", "PYTHONPATH": "/app"}, user="app")
 
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
@@ -37,7 +34,9 @@ def orchestrate(profiles_dir: Path, *args: str, engine: FakeEngine) -> Ran:
 
 def fallback(world: World | None = None) -> FakeEngine:
     """An engine where the run's image is present and the proxy's network is not."""
-    return (world or World()).engine({"image.inspect": IMAGE, "container.run": None})
+    fake = (world or World()).engine({"container.run": None})
+    fake.captured.update(IMAGE)
+    return fake
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -62,7 +61,7 @@ def test_a_fallback_run_makes_the_cache_volume_before_the_run(profiles_dir: Path
     ran = orchestrate(profiles_dir, "run", "app", "--no-proxy", "--", "pip", "list", engine=fake)
     assert ran.code == 0, ran.stderr
     assert fake.verbs() == [
-        "image.inspect",  # its PYTHONPATH follows the pip lock's
+        "capture",  # the image: its PYTHONPATH follows the pip lock's
         "network.exists",  # the proxy's: whether a run could join it
         "volume.exists",
         "volume.create",
@@ -103,11 +102,12 @@ def test_a_run_s_dry_run_prints_the_command_and_runs_nothing(profiles_dir: Path)
 
 def test_a_fallback_dry_run_only_looks(profiles_dir: Path) -> None:
     write_profile(profiles_dir, "app", AUTO)
-    fake = World().engine({"image.inspect": absent("image", "demo/app:1"), "container.run": None})
+    fake = World().engine({"container.run": None})
+    fake.captured.update(not_inspected("demo/app:1"))
     ran = orchestrate(profiles_dir, "run", "app", "--no-proxy", "--dry-run", "--json", engine=fake)
     assert ran.code == 0, ran.stderr
     assert json.loads(ran.stdout)["mode"] == "cache-volume"
-    assert fake.verbs() == ["image.inspect", "network.exists"]
+    assert fake.verbs() == ["capture", "network.exists"]
 
 
 # --- env --------------------------------------------------------------------------------------
