@@ -16,8 +16,8 @@ import hashlib
 import json
 import os
 import shlex
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from orchestrator.engine.api import current as current_engine
 from orchestrator.errors import BadInput, BuildFailed, HandledError
 from orchestrator.facts import builder
 from orchestrator.facts.host import check_inputs, gather_facts
-from orchestrator.facts.model import HostFacts
+from orchestrator.facts.image import base_images
+from orchestrator.facts.model import HostFacts, ImageFacts
 from orchestrator.log import get_logger
 from orchestrator.plan.build import plan_build
 from orchestrator.plan.model import BuildOptions, BuildPlan
@@ -196,14 +197,20 @@ def plan_bake(
     targets: Sequence[str],
     facts: HostFacts,
     options: BuildOptions,
+    images: Callable[[Iterable[str | None]], Mapping[str, ImageFacts]] | None = None,
 ) -> BakePlan:
-    """One build plan per target of the definition, planned as bake will run it."""
+    """One build plan per target of the definition, planned as bake will run it.
+    ``images`` asks the engine about each target's base images (``facts/image.py``);
+    without it, none is asked and each plan keeps to what its Dockerfile says."""
     bake_options = BuildOptions(no_proxy=options.no_proxy, fresh=options.fresh, bake=True)
     plans = {}
     for name, target in dict(definition.get("target", {})).items():
         per_target = target_profile(resolved, name, target)
         parsed = dockerfile.parse(per_target.profile.dockerfile_path)
         per_facts = _with_context_files(facts, parsed, per_target.profile.context)
+        if images is not None:
+            refs = parsed.image_refs(per_target.profile.build_args).values()
+            per_facts = replace(per_facts, base_images=images(refs))
         plans[name] = plan_build(per_target, parsed, per_facts, bake_options)
     if not plans:
         raise BadInput(f"no bake targets selected from {', '.join(map(str, files))}")
@@ -213,8 +220,6 @@ def plan_bake(
 def _with_context_files(
     facts: HostFacts, parsed: dockerfile.ParsedDockerfile, context: Path
 ) -> HostFacts:
-    from dataclasses import replace  # noqa: PLC0415
-
     from orchestrator.facts.host import read_context_files  # noqa: PLC0415
 
     return replace(facts, context_files=read_context_files(parsed, context))
@@ -237,7 +242,13 @@ def prepare(
         bridge_gateway=_bridge_gateway(resolved),
     )
     return plan_bake(
-        resolved, definition, files=files, targets=targets, facts=facts, options=options
+        resolved,
+        definition,
+        files=files,
+        targets=targets,
+        facts=facts,
+        options=options,
+        images=base_images,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from orchestrator import dockerfile, paths
 from orchestrator.facts import builder
 from orchestrator.facts.host import check_inputs, gather_facts
+from orchestrator.facts.image import base_images
 from orchestrator.facts.model import HostFacts, ProxyFacts
 from orchestrator.log import get_logger
 from orchestrator.plan.build import plan_build
@@ -57,6 +58,7 @@ def planned(
         render_dir=paths.rendered_dir(),
         parsed=parsed,
         context=resolved.profile.context,
+        base_images=base_images(parsed.image_refs(resolved.profile.build_args).values()),
     )
     log.debug("facts gathered", seconds=round(time.monotonic() - started, 3))
     return Planned(plan_build(resolved, parsed, facts, options), resolved, facts)

@@ -1,7 +1,8 @@
 """A repeated build: the remembered plan when nothing it depends on changed, else a new one.
 
 The facts are gathered again on every build, the cheap way (the builder's from their own
-cache, the proxy's by asking its front, the host's from this process), and compared by
+cache, the proxy's by asking its front, the host's from this process, the base images' by
+one `docker image inspect` each, a few hundredths of a second), and compared by
 value with those the plan was made with (plan/cache.py). Only a managed proxy's plan, or
 one without a proxy, is remembered: an external proxy has no digest to check.
 """
@@ -26,6 +27,7 @@ from orchestrator.builds.store import (
 from orchestrator.errors import ProxyUnavailable
 from orchestrator.facts import builder
 from orchestrator.facts.host import engine_endpoint, gather_facts
+from orchestrator.facts.image import base_images
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
 from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
@@ -72,6 +74,7 @@ def _still_holds(entry: Entry, options: BuildOptions) -> tuple[BuildPlan | None,
         proxy=proxy,
         render_dir=paths.rendered_dir(),
         context_files=files,
+        base_images=base_images(entry.base_images),
     )
     now = facts_key(facts, options)
     if now != entry.facts:
@@ -146,6 +149,7 @@ def _keep(path: Path, made: Planned, options: BuildOptions) -> None:
         builder=made.resolved.profile.builder,
         proxy=key,
         context_files=context_files,
+        base_images=tuple(made.facts.base_images),
     )
     inputs = [*made.resolved.sources, made.resolved.profile.dockerfile_path]
     inputs += [Path(p) for p in context_files.values()]

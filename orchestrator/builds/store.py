@@ -5,9 +5,11 @@ orchestrator's whole overhead budget for a build (docs/benchmarks.md). A plan de
 the profile files, the Dockerfile, the context files that wiring reads, the facts and the
 command-line options, and on nothing else: the entry names every file by content hash and
 the facts by value, and is used only when all of them are the same now; anything else
-plans afresh and replaces it. What the facts need from the profile (the builder's name,
-the proxy's URL, health project, upstream and digest) is kept with the entry, so that
-gathering them again needs neither pydantic nor Docker.
+plans afresh and replaces it. What the facts need from the profile and the Dockerfile
+(the builder's name, the proxy's URL, health project, upstream and digest, the base
+images' names) is kept with the entry, so that gathering them again needs neither
+pydantic nor the parser; only the base images are asked of Docker again (their ENV, USER
+and WORKDIR, by value: a base image rebuilt under the same name plans again).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from orchestrator import __version__, paths
 from orchestrator.facts.model import HostFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan, Bypass, Decision
 
-FORMAT = 1
+FORMAT = 2
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -48,6 +50,7 @@ class Entry:
     builder: str | None  # the profile's builder name
     proxy: ProxyKey | None  # None: the plan did not ask for the proxy
     context_files: dict[str, str]  # relative path -> absolute path, read as facts
+    base_images: tuple[str, ...] = ()  # the images its stages start from, asked again
 
 
 def code_stamp() -> str:
@@ -99,6 +102,7 @@ def save(path: Path, entry: Entry, inputs: list[Path]) -> None:
         "builder": entry.builder,
         "proxy": asdict(entry.proxy) if entry.proxy else None,
         "context_files": entry.context_files,
+        "base_images": list(entry.base_images),
         "plan": plan_to_dict(entry.plan),
     }
     try:
@@ -128,6 +132,7 @@ def load(path: Path) -> Entry | None:
             builder=data["builder"],
             proxy=ProxyKey(**proxy) if proxy else None,
             context_files=dict(data["context_files"]),
+            base_images=tuple(str(image) for image in data["base_images"]),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

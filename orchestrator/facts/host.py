@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator import paths
 from orchestrator.errors import BadInput
-from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
+from orchestrator.facts.model import BuilderFacts, HostFacts, ImageFacts, ProxyFacts
 from orchestrator.inputs import no_agent, read_text, unset_variable
 from orchestrator.paths import HOST_CA_BUNDLE
 
@@ -34,6 +34,7 @@ def gather_facts(
     parsed: ParsedDockerfile | None = None,
     context: Path | None = None,
     context_files: Mapping[str, str] | None = None,
+    base_images: Mapping[str, ImageFacts] | None = None,
 ) -> HostFacts:
     """This process's facts; the context files read from ``parsed``'s steps unless given."""
     uid, gid = os.getuid(), os.getgid()
@@ -53,6 +54,7 @@ def gather_facts(
         render_dir=render_dir,
         fresh_token=secrets.token_hex(8),
         context_files=files,
+        base_images=dict(base_images or {}),
     )
 
 

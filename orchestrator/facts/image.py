@@ -14,6 +14,7 @@ engine next fails on its own terms.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.engine.api import current
@@ -28,6 +29,13 @@ def image_facts(image: str) -> ImageFacts:
         return _from_inspect(json.loads(current().capture(f"inspect image {image}", argv))[0])
     except (HandledError, ValueError, LookupError, TypeError, AttributeError):
         return ImageFacts(present=False)
+
+
+def base_images(images: Iterable[str | None]) -> dict[str, ImageFacts]:
+    """Each base image's facts, each asked once (a FROM that could not be resolved, None,
+    is not asked). One command an image: `docker image inspect` of several exits non-zero
+    when any one is missing, and prints nothing that says which."""
+    return {image: image_facts(image) for image in dict.fromkeys(i for i in images if i)}
 
 
 def _from_inspect(found: Any) -> ImageFacts:

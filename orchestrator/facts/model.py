@@ -48,6 +48,18 @@ class BuilderFacts:
 
 
 @dataclass(frozen=True)
+class ImageFacts:
+    """What the engine says about an image: a run's (asked only when the fallback may need
+    it) or a build's base image (``facts/image.py``). ``present``: the engine showed it."""
+
+    present: bool
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str = ""
+    workdir: str = ""
+    id: str = ""  # the digest of its configuration: a changed image has another
+
+
+@dataclass(frozen=True)
 class HostFacts:
     """What the planner needs to know about the machine."""
 
@@ -64,6 +76,10 @@ class HostFacts:
     fresh_token: str = "0"
     # Files of the build context that wiring reads (uv.lock...), by path relative to it.
     context_files: Mapping[str, str] = field(default_factory=dict)
+    # The images the Dockerfile's stages start from, by reference as FROM names them once
+    # expanded: their ENV, USER and WORKDIR are where a RUN step starts. An image missing
+    # here was not asked about, and the plan keeps to what the Dockerfile says.
+    base_images: Mapping[str, ImageFacts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,18 +89,6 @@ class TerminalFacts:
     stdin_tty: bool = False
     stdout_tty: bool = False
     stdin_readable: bool = False  # a pipe or a file: something for the container to read
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the engine says about an image: a run's (asked only when the fallback may need
-    it) or a build's base image (``facts/image.py``). ``present``: the engine showed it."""
-
-    present: bool
-    env: Mapping[str, str] = field(default_factory=dict)
-    user: str = ""
-    workdir: str = ""
-    id: str = ""  # the digest of its configuration: a changed image has another
 
 
 @dataclass(frozen=True)

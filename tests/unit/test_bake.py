@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from orchestrator.builds import bake
 from orchestrator.errors import BadInput
-from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
+from orchestrator.facts.model import BuilderFacts, HostFacts, ImageFacts, ProxyFacts
 from orchestrator.plan.model import BuildOptions
 from orchestrator.profiles import ProfileStore
 from tests.conftest import write_profile
@@ -123,6 +124,31 @@ def test_a_target_without_its_dockerfile_is_bad_input(profiles_dir: Path, tmp_pa
     resolved = ProfileStore(profiles_dir).resolve("app")
     with pytest.raises(BadInput, match=r"bake target 'x': Dockerfile .* does not exist"):
         bake.target_profile(resolved, "x", {"context": str(tmp_path / "missing")})
+
+
+def test_each_target_s_base_images_are_asked_with_its_own_args(
+    profiles_dir: Path, tmp_path: Path
+) -> None:
+    write_profile(profiles_dir, "app", "context: ../ctx\nca_bundle: off\n")
+    (tmp_path / "Dockerfile").write_text("ARG A\nFROM base-${A}\nFROM scratch\n")
+    asked: list[list[str | None]] = []
+
+    def images(refs: Iterable[str | None]) -> dict[str, ImageFacts]:
+        asked.append(list(refs))
+        return {str(ref): ImageFacts(present=True, id=f"sha256:{ref}") for ref in asked[-1]}
+
+    targets = {name: {"context": str(tmp_path), "args": {"A": name}} for name in ("one", "two")}
+    plan = bake.plan_bake(
+        ProfileStore(profiles_dir).resolve("app"),
+        {"target": targets},
+        files=[tmp_path / "f.hcl"],
+        targets=[],
+        facts=HostFacts(),
+        options=BuildOptions(),
+        images=images,
+    )
+    assert asked == [["base-one"], ["base-two"]]
+    assert set(plan.plans) == {"one", "two"}
 
 
 def test_no_selected_target_is_bad_input(profiles_dir: Path, tmp_path: Path) -> None:

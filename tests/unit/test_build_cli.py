@@ -17,11 +17,12 @@ from orchestrator.builds import execute
 from orchestrator.profiles import ProfileStore
 from tests.conftest import write_profile
 from tests.support.cli import Ran, run_cli
-from tests.support.engine import FakeEngine, refused
+from tests.support.engine import FakeEngine, inspected, refused
 from tests.support.front import Front, Fronts, record
 from tests.support.world import buildx
 
 PIP = "FROM python\nRUN pip install demo\n"
+PYTHON = inspected("python")  # PIP's base image, as the engine shows it
 OFF = "context: ../ctx\nca_bundle: off\ntags: [demo/app:1]\nproxy: off\n"
 Interrupt = Callable[[], None] | None
 
@@ -103,7 +104,9 @@ def test_a_dry_run_prints_the_plan_and_writes_the_rendered_dockerfile(
 ) -> None:
     (profiles_dir.parent / "ctx" / "Dockerfile").write_text(PIP)
     write_profile(profiles_dir, "app", "context: ../ctx\nca_bundle: off\nproxy: {mode: auto}\n")
-    fake = FakeEngine(buildx())  # the proxy is not asked: no container call is scripted
+    fake = FakeEngine(
+        buildx(), captured=dict(PYTHON)
+    )  # the proxy is not asked: no container call is scripted
     ran = orchestrate(
         profiles_dir, "build", "app", "--dry-run", "--no-proxy", "--json", engine=fake
     )
@@ -160,7 +163,7 @@ def test_a_build_through_the_proxy_reports_what_the_cache_served(
     profiles_dir: Path, front: Fronts
 ) -> None:
     proxy, _ = through_proxy(profiles_dir, front)
-    fake = FakeEngine(buildx())
+    fake = FakeEngine(buildx(), captured=dict(PYTHON))
     fake.while_streaming = serving(
         proxy,
         record("/index/demo/"),
@@ -239,7 +242,7 @@ def test_a_failed_build_names_the_packages_the_proxy_could_not_serve(
     profiles_dir: Path, front: Fronts
 ) -> None:
     proxy, _ = through_proxy(profiles_dir, front)
-    fake = FakeEngine(buildx(), exit_codes=[1])
+    fake = FakeEngine(buildx(), captured=dict(PYTHON), exit_codes=[1])
     fake.while_streaming = serving(
         proxy,
         record("/index/demo/", status=502, cache="MISS"),
@@ -259,7 +262,7 @@ def test_a_failed_offline_build_says_the_package_is_not_cached_and_why(
 ) -> None:
     proxy, upstream = through_proxy(profiles_dir, front)
     upstream.routes["/simple/"] = (503, "text/plain", b"")
-    fake = FakeEngine(buildx(), exit_codes=[1])
+    fake = FakeEngine(buildx(), captured=dict(PYTHON), exit_codes=[1])
     fake.while_streaming = serving(proxy, record("/offline/index/demo/", status=404, cache="MISS"))
     ran = orchestrate(profiles_dir, "build", "app", engine=fake)
     assert ran.code == 4
@@ -311,7 +314,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def bake_engine(targets: dict[str, Any] | None = None, **extra: Any) -> FakeEngine:
     chosen = targets if targets is not None else {"app": {"context": "app", "tags": ["demo/app:1"]}}
-    return FakeEngine({**buildx(), "buildx.bake": definition(chosen)}, **extra)
+    return FakeEngine(
+        {**buildx(), "buildx.bake": definition(chosen)}, captured=dict(PYTHON), **extra
+    )
 
 
 def test_bake_streams_bake_with_the_override_of_every_target(

@@ -20,11 +20,13 @@ from orchestrator.plan.model import FRESH_ARG, BuildOptions, BuildPlan
 from orchestrator.profiles import ProfileStore
 from orchestrator.proxy import state
 from tests.conftest import write_profile
-from tests.support.engine import FakeEngine
+from tests.support.engine import Call, FakeEngine, inspected, not_inspected
 from tests.support.front import Front, Fronts
 from tests.support.world import World, buildx
 
 PIP = "FROM python\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
+PYTHON = inspected("python", env={"PATH": "/usr/local/bin:/usr/bin"}, ident="sha256:1")
+BASE_ASKED = [Call("capture", ("docker", "image", "inspect", "python"))]
 OPTIONS = BuildOptions()
 
 
@@ -50,6 +52,9 @@ def entry_file(profiles_dir: Path, options: BuildOptions = OPTIONS) -> Path:
 
 
 def plan(profiles_dir: Path, fake: FakeEngine, options: BuildOptions = OPTIONS) -> BuildPlan:
+    """The plan of a build; the Dockerfile's base image is on the engine unless ``fake``
+    says otherwise."""
+    fake.captured = {**PYTHON, **fake.captured}
     with using(fake):
         return remembered.plan(profiles_dir, "app", options)
 
@@ -67,10 +72,10 @@ def test_a_plan_is_remembered_and_used_as_stored_while_nothing_changed(
     data = json.loads(path.read_text())
     data["plan"]["argv"] = [*data["plan"]["argv"], "--remembered"]
     path.write_text(json.dumps(data))
-    nothing = FakeEngine()  # the builder's facts are remembered too: no call at all
+    nothing = FakeEngine()  # the builder's facts are remembered too: only the base image
     again = plan(profiles_dir, nothing)
     assert again.argv == (*made.argv, "--remembered")
-    assert nothing.calls == []
+    assert nothing.calls == BASE_ASKED
 
 
 def test_a_remembered_plan_is_the_plan_it_was_made_as(profiles_dir: Path, context: Path) -> None:
@@ -111,6 +116,34 @@ def test_a_changed_fact_makes_the_plan_again_and_replaces_the_entry(
     assert "ORCH_TEST_NEW_VARIABLE" in saved["facts"]["env_names"]
 
 
+def test_a_base_image_rebuilt_under_its_name_makes_the_plan_again(
+    profiles_dir: Path, context: Path
+) -> None:
+    off_profile(profiles_dir)
+    plan(profiles_dir, FakeEngine(buildx()))
+    rebuilt = inspected("python", env={"PIP_CACHE_DIR": "/opt/pip"}, ident="sha256:2")
+    again = FakeEngine(captured=rebuilt)
+    plan(profiles_dir, again)
+    assert again.calls == BASE_ASKED * 2, "asked by the check, then by planning"
+    saved = json.loads(entry_file(profiles_dir).read_text())
+    assert saved["base_images"] == ["python"]
+    assert saved["facts"]["base_images"]["python"]["id"] == "sha256:2"
+    assert saved["facts"]["base_images"]["python"]["env"] == {"PIP_CACHE_DIR": "/opt/pip"}
+
+
+def test_a_base_image_the_engine_still_does_not_show_keeps_the_plan(
+    profiles_dir: Path, context: Path
+) -> None:
+    off_profile(profiles_dir)
+    made = plan(profiles_dir, FakeEngine(buildx(), captured=not_inspected("python")))
+    again = FakeEngine(captured=not_inspected("python"))
+    assert plan(profiles_dir, again) == made
+    assert again.calls == BASE_ASKED
+    pulled = FakeEngine(captured=PYTHON)
+    plan(profiles_dir, pulled)
+    assert pulled.calls == BASE_ASKED * 2, "pulled since: planned again"
+
+
 def test_a_remembered_fresh_build_gets_a_new_token_each_time(
     profiles_dir: Path, context: Path
 ) -> None:
@@ -146,7 +179,7 @@ def test_an_entry_that_cannot_be_written_only_costs_speed(
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache directory would be")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
-    with using(FakeEngine(buildx())):
+    with using(FakeEngine(buildx(), captured=PYTHON)):
         made = remembered.plan(profiles_dir, "app", OPTIONS)
     assert made.profile == "app"
     assert not list(tmp_path.rglob("plans"))
@@ -188,7 +221,7 @@ def test_a_remembered_proxy_plan_asks_only_the_front(
     nothing = FakeEngine()
     again = plan(profiles_dir, nothing)
     assert again == first
-    assert nothing.calls == []
+    assert nothing.calls == BASE_ASKED
     assert proxy.asked[asked:].count("/_orchestrator/id") == 1
 
 
