@@ -13,6 +13,7 @@ import shlex
 from orchestrator.dockerfile import ParsedDockerfile
 from orchestrator.facts.model import BuilderFacts, HostFacts, ProxyFacts
 from orchestrator.plan import handover
+from orchestrator.plan.base_images import seed_stages
 from orchestrator.plan.decisions import (
     builder_proxy_url,
     choose_index,
@@ -46,6 +47,7 @@ def plan_build(
     """Turn a profile, its Dockerfile and host facts into the exact build to run."""
     draft = Draft(resolved, parsed, facts, options or BuildOptions())
     for step in (
+        seed_stages,
         _plan_builder,
         _plan_mode,
         _plan_builder_reach,

@@ -55,7 +55,8 @@ def own_caches(flags: list[str], run: RunStep) -> set[str]:
     """Installers whose cache the step already mounts itself: those mounts are kept.
 
     A mount counts when its path names the installer (``/root/.cache/uv``), is a whole
-    ``.cache`` directory, or is where the stage's ENV puts the installer's cache.
+    ``.cache`` directory, or is where the step's environment (its base image's ENV, then
+    the Dockerfile's) puts the installer's cache.
     """
     found: set[str] = set()
     for flag in flags:
@@ -83,7 +84,8 @@ def _same_dir(path: str, target: str, workdir: str) -> bool:
 
 def default_cache_dir(draft: Draft, run: RunStep, cache: Cache, uid: int) -> str | None:
     """Where the installer keeps its cache in this step when nothing moves it: the
-    stage's ENV first, then $XDG_CACHE_HOME, then the user's home."""
+    step's environment first (its base image's ENV, then the Dockerfile's), then
+    $XDG_CACHE_HOME, then the user's home."""
     base = run.env.get(cache.variable)
     if base is None:
         xdg = run.env.get("XDG_CACHE_HOME")

@@ -148,7 +148,8 @@ def test_each_target_s_base_images_are_asked_with_its_own_args(
         images=images,
     )
     assert asked == [["base-one"], ["base-two"]]
-    assert set(plan.plans) == {"one", "two"}
+    [seeded] = [d.choice for d in plan.plans["two"].decisions if d.topic == "FROM line 2"]
+    assert seeded == "base-two: no USER, WORKDIR or cache variable of its own"
 
 
 def test_no_selected_target_is_bad_input(profiles_dir: Path, tmp_path: Path) -> None:

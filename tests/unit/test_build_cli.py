@@ -104,9 +104,8 @@ def test_a_dry_run_prints_the_plan_and_writes_the_rendered_dockerfile(
 ) -> None:
     (profiles_dir.parent / "ctx" / "Dockerfile").write_text(PIP)
     write_profile(profiles_dir, "app", "context: ../ctx\nca_bundle: off\nproxy: {mode: auto}\n")
-    fake = FakeEngine(
-        buildx(), captured=dict(PYTHON)
-    )  # the proxy is not asked: no container call is scripted
+    # the proxy is not asked: no container call is scripted
+    fake = FakeEngine(buildx(), captured=dict(PYTHON))
     ran = orchestrate(
         profiles_dir, "build", "app", "--dry-run", "--no-proxy", "--json", engine=fake
     )
