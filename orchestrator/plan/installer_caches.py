@@ -82,10 +82,10 @@ def _same_dir(path: str, target: str, workdir: str) -> bool:
     return PurePosixPath(workdir, path) == PurePosixPath(workdir, target)
 
 
-def default_cache_dir(draft: Draft, run: RunStep, cache: Cache, uid: int) -> str | None:
+def default_cache_dir(draft: Draft, run: RunStep, cache: Cache, uid: int | None) -> str | None:
     """Where the installer keeps its cache in this step when nothing moves it: the
     step's environment first (its base image's ENV, then the Dockerfile's), then
-    $XDG_CACHE_HOME, then the user's home."""
+    $XDG_CACHE_HOME, then the user's home (``uid`` None: a user whose uid is not known)."""
     base = run.env.get(cache.variable)
     if base is None:
         xdg = run.env.get("XDG_CACHE_HOME")
@@ -100,14 +100,14 @@ def default_cache_dir(draft: Draft, run: RunStep, cache: Cache, uid: int) -> str
     return str(path / cache.subdirectory if cache.subdirectory else path)
 
 
-def _home(draft: Draft, run: RunStep, uid: int, tool: str) -> str | None:
+def _home(draft: Draft, run: RunStep, uid: int | None, tool: str) -> str | None:
     """The home directory of the step's user, where installers keep their caches."""
     if run.env.get("HOME"):
         return run.env["HOME"]
     if uid == 0:
         return "/root"
     user = draft.build_user
-    if user is not None and uid == user.uid:
+    if user is not None and uid is not None and uid == user.uid:
         return f"/home/{user.name}"
     draft.decide(
         f"RUN line {run.line}",

@@ -225,6 +225,7 @@ class _Step:
 
     def caches(self, tools: frozenset[str]) -> None:
         owner = run_owner(self.draft, self.run)
+        known = owner is not None
         if owner is None:
             self.draft.decide(
                 f"RUN line {self.run.line}",
@@ -236,15 +237,17 @@ class _Step:
         wanted = {name for tool in tools for name in CACHES_OF.get(tool, ())}
         for cache in CACHES:
             if cache.tool in wanted and cache.tool not in own:
-                self._cache(cache, owner)
+                self._cache(cache, owner, known=known)
 
-    def _cache(self, cache: Cache, owner: tuple[int, int]) -> None:
+    def _cache(self, cache: Cache, owner: tuple[int, int], *, known: bool) -> None:
+        """``known``: whether ``owner`` is the step's user, or root for want of knowing it
+        (then that user's home is not root's either)."""
         uid, gid = owner
         if self.loads_variables and cache.movable:
             target = f"{CACHE_ROOT}/{cache.tool}"
             self.exports.append(f"{cache.variable}={target}")
         else:
-            found = default_cache_dir(self.draft, self.run, cache, uid)
+            found = default_cache_dir(self.draft, self.run, cache, uid if known else None)
             if found is None:
                 return
             target = found

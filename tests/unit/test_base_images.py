@@ -172,6 +172,17 @@ def test_the_base_image_s_user_and_home_own_and_place_the_cache(profiles_dir: Pa
     )
 
 
+def test_a_base_image_s_named_user_is_the_step_s_user(profiles_dir: Path) -> None:
+    """Not root, as the Dockerfile alone would say: its uid is not known, so its poetry
+    cache has no known home (the mount would have been root's /root/.cache, unused)."""
+    plan, _ = fallback_plan(profiles_dir, POETRY, inspected(IMAGE, user="app"))
+    assert mounts(plan, "poetry install") == []
+    assert [d.choice for d in plan.decisions if d.topic == "RUN line 3"] == [
+        "cache owned by root",
+        "no poetry cache mount",
+    ]
+
+
 def test_a_base_image_the_engine_does_not_show_is_unknown_and_changes_nothing(
     profiles_dir: Path,
 ) -> None:

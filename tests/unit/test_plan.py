@@ -492,6 +492,16 @@ def test_a_poetry_step_of_a_user_without_a_known_home_gets_no_cache(make_plan: M
     assert "no poetry cache mount" in [d.split(":")[0] for d in decisions(plan, "RUN line 3")]
 
 
+def test_a_named_user_whose_uid_is_not_known_has_no_home_of_root_s(make_plan: MakePlan) -> None:
+    """Its cache mounts are root's for want of its uid; its home is not root's for that."""
+    plan = make_plan(docker_file="FROM python\nUSER app\nRUN poetry install\n")
+    assert "type=cache" not in rendered_line(plan, "poetry install")
+    assert [reason.split(":")[0] for reason in decisions(plan, "RUN line 3")] == [
+        "cache owned by root",
+        "no poetry cache mount",
+    ]
+
+
 def test_a_cache_mount_where_the_stage_s_env_puts_the_cache_is_the_step_s_own(
     make_plan: MakePlan,
 ) -> None:
