@@ -39,7 +39,7 @@ from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
 from orchestrator.facts import builder
-from tests.integration.conftest import Workspace, base_image
+from tests.integration.conftest import TEST_LABEL, Workspace, base_image
 from tests.integration.test_fallback import dead_proxy, namespace
 from tests.support.installers import Projects, make_projects, tools_image
 
@@ -634,3 +634,57 @@ def test_index_lines_in_requirement_files_are_told_as_the_installers_obey_them(
     agents = {family(r) for r in done.downloads}
     assert "pip" in agents, "pip fetched from the index its file names, not through the proxy"
     assert "uv" not in agents, "uv went through the proxy (proxpi fetches with its own agent)"
+
+
+# --- a base image that moves poetry's cache ----------------------------------------------------
+
+POETRY_CACHE_DIR = "/opt/poetry/cache"
+MOVED_CACHE_BASE = f"ARG TOOLS\nFROM ${{TOOLS}}\nENV POETRY_CACHE_DIR={POETRY_CACHE_DIR}\n"
+POETRY_ON_BASE = """\
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+WORKDIR /app
+COPY poetry/pyproject.toml poetry/poetry.lock ./
+RUN poetry install --no-root
+"""
+
+
+def test_a_base_image_s_poetry_cache_dir_keeps_the_fallback_s_downloads(
+    workspace: Workspace, upstream: Upstream, projects: Projects
+) -> None:
+    """Issue 21, item 4: a base image's ENV POETRY_CACHE_DIR, which the Dockerfile never
+    names, is where the fallback mounts poetry's downloads, so a --fresh rebuild fetches
+    nothing (read from the Dockerfile alone, the mount was at /root/.cache/pypoetry, which
+    poetry never used, and every build fetched every file again)."""
+    base_context = workspace.context("moved-base", MOVED_CACHE_BASE)
+    base = f"orchestrator-test/poetry-cache-dir:{workspace.root.name}"
+    docker.build(
+        base_context,
+        tags=[base],
+        build_args={"TOOLS": projects.tools},
+        labels={TEST_LABEL: workspace.marker},  # removed with the test's images
+        load=True,
+        pull=False,
+        progress=False,
+    )
+    context = workspace.root / "poetry-on-base"
+    subprocess.run(["cp", "-a", f"{projects.directory}/.", str(context)], check=True)
+    (context / "Dockerfile").write_text(POETRY_ON_BASE)
+    settings = {"build_args": {"BASE_IMAGE": base}, "cache_namespace": namespace()}
+    workspace.profile("poetry-on-base", context, proxy=dead_proxy(), **settings)
+    plan = json.loads(
+        workspace.orchestrate("build", "poetry-on-base", "--dry-run", "--json").stdout
+    )
+    (poetry,) = [line for line in rendered_runs(plan) if "poetry install" in line]
+    assert f"target={POETRY_CACHE_DIR}/artifacts," in poetry
+    cold = build(workspace, upstream, "poetry-on-base", "--fresh")
+    fresh = build(workspace, upstream, "poetry-on-base", "--fresh")
+    measure(
+        f"poetry on a base image with POETRY_CACHE_DIR, fallback, on {engine_name()}",
+        cold=cold.seconds,
+        fresh=fresh.seconds,
+    )
+    assert cold.mode == fresh.mode == "cache-mount"
+    assert sorted(per_file(cold.downloads).items()) == [(path, 1) for path in FILES]
+    assert {family(r) for r in cold.downloads} == {"poetry"}
+    assert fresh.downloads == [], "poetry found its downloads on the cache mount"
