@@ -59,8 +59,15 @@ def plan(profiles_dir: Path, name: str, options: BuildOptions) -> BuildPlan:
 
 def _still_holds(entry: Entry, options: BuildOptions) -> tuple[BuildPlan | None, ProxyFacts | None]:
     """The remembered plan if it still holds, and the proxy's facts if this check found
-    them for good (so that planning again does not ask a second time)."""
-    proxy = _proxy(entry.proxy)
+    them for good (so that planning again does not ask a second time). The base images
+    are asked beside the proxy's check, which they would otherwise add to (a docker
+    command each, 0.015-0.02 s on Docker 20.10)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - 1 ms, this path only
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        images = pool.submit(base_images, entry.base_images)
+        proxy = _proxy(entry.proxy)
+        found = images.result()
     if entry.proxy is not None and proxy is None:
         return None, None  # the proxy does not answer as it did: find or make it the slow way
     files = {}
@@ -74,7 +81,7 @@ def _still_holds(entry: Entry, options: BuildOptions) -> tuple[BuildPlan | None,
         proxy=proxy,
         render_dir=paths.rendered_dir(),
         context_files=files,
-        base_images=base_images(entry.base_images),
+        base_images=found,
     )
     now = facts_key(facts, options)
     if now != entry.facts:

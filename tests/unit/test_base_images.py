@@ -4,13 +4,14 @@ stage before the Dockerfile's own lines, and part of what a remembered plan is c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from orchestrator.builds.gather import planned
 from orchestrator.dockerfile.parse import mount_options
 from orchestrator.engine.api import using
-from orchestrator.facts.image import image_facts
+from orchestrator.facts.image import base_images, image_facts
 from orchestrator.facts.model import ImageFacts
 from orchestrator.plan.model import BuildOptions, BuildPlan
 from orchestrator.profiles import ProfileStore
@@ -52,6 +53,26 @@ def test_an_answer_that_is_not_an_image_reads_as_not_shown() -> None:
         with using(FakeEngine(captured={"docker image inspect x": printed})):
             found = image_facts("x")
         assert found.present == printed.startswith('[{"Id"'), printed
+
+
+def test_several_base_images_are_asked_at_once_each_once_in_from_order() -> None:
+    started: list[str] = []
+    both = threading.Barrier(2, timeout=5)  # each waits for the other: they run together
+
+    def answer(image: str) -> Callable[[], str]:
+        def printed() -> str:
+            started.append(image)
+            both.wait()
+            return inspected(image, ident=f"sha256:{image}")[f"docker image inspect {image}"]
+
+        return printed
+
+    fake = FakeEngine(captured={f"docker image inspect {i}": answer(i) for i in ("b:1", "a:1")})
+    with using(fake):
+        found = base_images(["b:1", None, "a:1", "b:1"])
+    assert list(found) == ["b:1", "a:1"]
+    assert [f.id for f in found.values()] == ["sha256:b:1", "sha256:a:1"]
+    assert sorted(started) == ["a:1", "b:1"]
 
 
 # --- planning with them ---------------------------------------------------------------------
