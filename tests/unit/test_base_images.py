@@ -201,6 +201,7 @@ def test_a_base_image_s_named_user_is_the_step_s_user(profiles_dir: Path) -> Non
     assert [d.choice for d in plan.decisions if d.topic == "RUN line 3"] == [
         "cache owned by root",
         "no poetry cache mount",
+        "poetry on its own index",  # no step installs its mirror plugin
     ]
 
 

@@ -191,7 +191,7 @@ def test_a_build_says_which_steps_bypassed_the_proxy_beside_its_cache_line(
         "FROM python\nRUN poetry install --no-root\n"
         "RUN pip install -i https://x.example/simple/ a\n"
     )
-    fake = FakeEngine(buildx())
+    fake = FakeEngine(buildx(), captured=dict(PYTHON))
     fake.while_streaming = serving(proxy)
     ran = orchestrate(profiles_dir, "build", "app", "--json", engine=fake)
     assert ran.code == 0, ran.stderr
@@ -214,7 +214,7 @@ def test_a_build_through_a_proxy_published_beyond_loopback_warns_of_it(
 ) -> None:
     """A legitimate setting (one cache for a team's machines), never a silent one."""
     proxy, _ = through_proxy(profiles_dir, front, "  bind: 0.0.0.0\n")
-    fake = FakeEngine(buildx())
+    fake = FakeEngine(buildx(), captured=dict(PYTHON))
     fake.while_streaming = serving(proxy, record("/index/demo/"))
     ran = orchestrate(profiles_dir, "build", "app", engine=fake)
     assert ran.code == 0, ran.stderr
@@ -230,7 +230,7 @@ def test_a_build_through_a_loopback_proxy_warns_of_nothing(
     profiles_dir: Path, front: Fronts
 ) -> None:
     proxy, _ = through_proxy(profiles_dir, front)
-    fake = FakeEngine(buildx())
+    fake = FakeEngine(buildx(), captured=dict(PYTHON))
     fake.while_streaming = serving(proxy, record("/index/demo/"))
     ran = orchestrate(profiles_dir, "build", "app", engine=fake)
     assert ran.code == 0, ran.stderr

@@ -499,6 +499,7 @@ def test_a_named_user_whose_uid_is_not_known_has_no_home_of_root_s(make_plan: Ma
     assert [reason.split(":")[0] for reason in decisions(plan, "RUN line 3")] == [
         "cache owned by root",
         "no poetry cache mount",
+        "poetry on its own index",  # no step installs its mirror plugin
     ]
 
 
