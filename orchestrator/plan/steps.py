@@ -38,6 +38,8 @@ from orchestrator.plan.mounts import fix_mount, run_owner
 from orchestrator.plan.settings import PIP_CONF_TARGET, UV_TOML_TARGET, pip_conf, uv_toml
 
 LOAD_SETTINGS = f"set -a; . /run/secrets/{ENV_SECRET}; set +a"
+PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+UV_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
 INDEX_VARIABLES = frozenset(
     {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONFIG_FILE", "UV_DEFAULT_INDEX"}
     | {"UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_CONFIG_FILE"}
@@ -192,6 +194,7 @@ class _Step:
             draft.used_secrets.add(ENV_SECRET)
         else:
             self._config_files()
+            self._env_over_files(tools)
             for tool in sorted(tools & {"poetry", "pipenv"}):
                 draft.bypass(
                     self.run.line,
@@ -222,6 +225,22 @@ class _Step:
             f"{why} to load variables into; an ENV or a pip.conf of the image's user "
             "would take precedence over these files",
         )
+
+    def _env_over_files(self, tools: frozenset[str]) -> None:
+        """An index variable in the step's environment (the Dockerfile's ENV or its base
+        image's, such as an organisation's image naming its own index) beats the config
+        files this step gets: its installer asks that index, not the proxy."""
+        wanted = {"pip": PIP_VARIABLES, "pip-tools": PIP_VARIABLES, "uv": UV_VARIABLES}
+        names = {name for tool in tools for name in wanted.get(tool, ())}
+        kept = sorted(name for name in self.run.env if name in names)
+        if kept:
+            self.draft.bypass(
+                self.run.line,
+                f"left on ENV {', '.join(kept)}",
+                "variables beat pip.conf and uv.toml, and this step has no shell to load "
+                "the proxy's variables after them (the image's ENV counts: base images too)",
+                f"the step's ENV {kept[0]} beats the proxy's config files",
+            )
 
     def caches(self, tools: frozenset[str]) -> None:
         owner = run_owner(self.draft, self.run)

@@ -1203,3 +1203,16 @@ def test_the_fallback_has_no_bypasses_to_report(make_plan: MakePlan) -> None:
     assert plan.mode == "cache-mount"
     assert plan.bypasses == ()
     assert "left as written: -i https://example.org/simple/" in decisions(plan, "RUN line 2")[0]
+
+
+def test_an_exec_form_step_under_an_index_env_bypasses_the_proxy_and_says_so(
+    make_plan: MakePlan,
+) -> None:
+    """An organisation's base image (or the Dockerfile) sets PIP_INDEX_URL: it beats the
+    pip.conf an exec-form step gets; a shell-form step loads the proxy's after it."""
+    text = (
+        "FROM python\nENV PIP_INDEX_URL=http://org.example/simple/\n"
+        'RUN ["pip", "install", "a"]\nRUN pip install b\n'
+    )
+    plan = make_plan(docker_file=text)
+    assert [(b.line, b.what) for b in plan.bypasses] == [(3, "left on ENV PIP_INDEX_URL")]
