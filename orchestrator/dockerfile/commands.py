@@ -34,15 +34,30 @@ _UV_PROJECT = re.compile(
 _OPTION_VALUE = r"(?:=|\s+)([^\s;&|]+)"
 
 
-def _command_words(text: str) -> set[str]:
-    words = {word.rsplit("/", 1)[-1] for word in _WORDS.split(text) if word}
-    return {_VERSION_SUFFIX.sub("", word) for word in words}
+# Words that may come before a command in a simple command: shell keywords, wrappers
+# that run the rest, and variable assignments (NAME=value).
+_PREFIXES = frozenset({"then", "do", "else", "exec", "env", "sudo", "time", "nohup", "!", "{"})
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _commands(text: str) -> set[str]:
+    """The command each simple command of ``text`` runs, by its file name (`venv/bin/pip`
+    is pip, `pip3.11` is pip)."""
+    found = set()
+    for segment in segments(text.replace("(", " ").replace("`", " ")):
+        words = [w for w in _WORDS.split(segment) if w]
+        while words and (words[0] in _PREFIXES or _ASSIGNMENT.match(words[0])):
+            words.pop(0)
+        if words:
+            found.add(_VERSION_SUFFIX.sub("", words[0].rsplit("/", 1)[-1]))
+    return found
 
 
 def installers(text: str) -> frozenset[str]:
-    """The installers a command runs: pip, uv, poetry, pip-tools, pipenv, pdm."""
+    """The installers a command runs: pip, uv, poetry, pip-tools, pipenv, pdm. A tool
+    counts where a command starts (`pip install poetry` runs pip, not poetry)."""
     text = re.sub(r"\buv\s+pip\b", "uv", text)  # `uv pip install` is uv, not pip
-    found = {INSTALLERS[word] for word in _command_words(text) if word in INSTALLERS}
+    found = {INSTALLERS[word] for word in _commands(text) if word in INSTALLERS}
     for match in _PYTHON_M.finditer(text):
         found.add({"piptools": "pip-tools"}.get(match.group(1), match.group(1)))
     if "pip-tools" in found and not _PIP_TOOLS.search(text):

@@ -246,6 +246,23 @@ def test_the_installer_told_to_use_no_cache(
     assert disabled_caches(one_run(tmp_path, command).text) == disabled
 
 
+@pytest.mark.parametrize(
+    ("command", "tools"),
+    [
+        ("pip install poetry", {"pip"}),  # transactions-task: installs poetry, runs pip
+        ("pip install pipenv && pipenv sync", {"pip", "pipenv"}),
+        ("POETRY_VIRTUALENVS_CREATE=false poetry install", {"poetry"}),
+        ("if [ -f r.txt ]; then pip install -r r.txt; fi", {"pip"}),
+        ("/opt/venv/bin/pip3.11 install a", {"pip"}),
+        ("python3 -m pip install uv", {"pip"}),
+    ],
+)
+def test_an_installer_is_the_command_run_not_a_package_named(
+    tmp_path: Path, command: str, tools: set[str]
+) -> None:
+    assert installers(one_run(tmp_path, command).text) == tools
+
+
 def test_pip_compile_is_an_installer(tmp_path: Path) -> None:
     assert installers(one_run(tmp_path, "pip-compile requirements.in").text) == {"pip-tools"}
     assert installers(one_run(tmp_path, "python -m piptools compile x.in").text) == {"pip-tools"}
