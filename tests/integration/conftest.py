@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -26,6 +27,8 @@ from python_on_whales.exceptions import NoSuchContainer, NoSuchVolume
 from devsupport.index import write_simple_index
 from devsupport.upstream_container import Upstream, json_lines, temporary_network
 from devsupport.wheels import make_wheel
+from tests.support import corpus
+from tests.support.installers import tools_image
 
 PACKAGES = [("orch-demo-lib", "1.0", ()), ("orch-demo-app", "2.0", ("orch-demo-lib>=1.0",))]
 # For the installer tests (test_installers.py): no other test asks for these, so the proxy
@@ -87,6 +90,8 @@ def upstream(network: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for name, version, requires in PACKAGES:
         size = PAYLOAD_BYTES.get(name, 200_000)
         make_wheel(wheels, name, version, requires=requires, payload_bytes=size, seed=name)
+    for name, version in corpus.all_packages(corpus.projects()):  # real projects' pins
+        make_wheel(wheels, name, version, payload_bytes=2_000, seed=f"{name}-{version}")
     tree = tmp_path_factory.mktemp("index")
     write_simple_index(wheels, tree)
     with Upstream(tree, network) as server:
@@ -244,3 +249,13 @@ PIP_DOCKERFILE = USER_HEADER + textwrap.dedent(f"""\
     RUN python3 -m venv venv
     RUN venv/bin/pip install --disable-pip-version-check {TOP_PACKAGE}
     """)
+
+
+@pytest.fixture(scope="session")
+def tools(engine: None) -> str:
+    """The tools image (uv, pip-tools, poetry, pipenv), built once per engine from the
+    wheels scripts/setup fetched."""
+    started = time.monotonic()
+    tag = tools_image(base_image())
+    print(f"\nMEASURED tools image ready: {time.monotonic() - started:.1f} s, {tag}")
+    return tag

@@ -39,9 +39,9 @@ from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
 from orchestrator.facts import builder
-from tests.integration.conftest import TEST_LABEL, Workspace, base_image
+from tests.integration.conftest import TEST_LABEL, Workspace
 from tests.integration.test_fallback import dead_proxy, namespace
-from tests.support.installers import Projects, make_projects, tools_image
+from tests.support.installers import Projects, make_projects
 
 INSTALLERS = ("pip", "pip-hashes", "uv-pip", "uv-sync", "pip-sync", "poetry")
 FAMILY = {"pip": "pip", "pip-hashes": "pip", "pip-sync": "pip"}
@@ -98,15 +98,6 @@ REPORT = 'cd /report && for f in *; do sed "s/^/$f /" "$f"; done'
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def tools(engine: None) -> str:
-    """The tools image, built once per engine from the wheels scripts/setup fetched."""
-    started = time.monotonic()
-    tag = tools_image(base_image())
-    measure("tools image ready", seconds=time.monotonic() - started, image=tag)
-    return tag
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,12 @@ def shell_scripts() -> list[Path]:
     )
     assert listed.returncode == 0, listed.stderr.decode()
     paths = [REPO / name for name in listed.stdout.decode().split("\0") if name]
-    return sorted(path for path in paths if path.is_file() and _is_shell(path))
+    corpus = REPO / "tests" / "corpus"  # real projects' files (and stand-ins), not ours
+    return sorted(
+        path
+        for path in paths
+        if path.is_file() and _is_shell(path) and not path.is_relative_to(corpus)
+    )
 
 
 def _is_shell(path: Path) -> bool:

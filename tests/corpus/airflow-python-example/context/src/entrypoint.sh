@@ -1,0 +1,1 @@
+# stand-in: the project's src/ is not part of this corpus
