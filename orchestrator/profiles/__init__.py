@@ -3,7 +3,6 @@
 from orchestrator.paths import PROFILES_DIR_ENV
 from orchestrator.profiles.model import (
     DEFAULT_CA_BUNDLE,
-    PROFILE_NAME,
     BuildUser,
     Profile,
     ProxySettings,
@@ -14,6 +13,7 @@ from orchestrator.profiles.store import (
     ResolvedProfile,
     json_schema,
 )
+from orchestrator.profiles.values import PROFILE_NAME
 
 __all__ = [
     "DEFAULT_CA_BUNDLE",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pydantic_core import ErrorDetails
 
-from orchestrator.profiles.model import ACCEPTED
+from orchestrator.profiles.values import ACCEPTED
 
 FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]*")  # every field of the models is spelt so
 KEY = "[key]"  # pydantic's word for a mapping's key, where the key itself is wrong

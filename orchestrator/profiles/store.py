@@ -24,7 +24,6 @@ from orchestrator.errors import BadInput
 from orchestrator.inputs import read_text
 from orchestrator.paths import PROFILES_DIR_ENV
 from orchestrator.profiles.model import (
-    PROFILE_NAME,
     BuildUser,
     Profile,
     ProxySettings,
@@ -32,6 +31,7 @@ from orchestrator.profiles.model import (
     mode_shorthand,
 )
 from orchestrator.profiles.problems import first_problem
+from orchestrator.profiles.values import PROFILE_NAME
 from orchestrator.urls import redact, redact_all
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
