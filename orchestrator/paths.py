@@ -69,3 +69,11 @@ def shared_lock_dir() -> Path:
     run_lock = Path("/run/lock")
     base = run_lock if run_lock.is_dir() else Path(tempfile.gettempdir())
     return base / "orchestrator"
+
+
+def pip_lock_dir() -> Path:
+    """The directory whose only file is the sitecustomize that locks older pips: mounted
+    into runs, and its file handed to builds as a secret."""
+    from orchestrator import resources  # noqa: PLC0415
+
+    return Path(resources.__file__).resolve().parent / "pipcache"

@@ -125,13 +125,6 @@ def secret_base() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def pip_lock_dir() -> Path:
-    """The directory whose only file is the sitecustomize that locks older pips."""
-    from orchestrator import resources  # noqa: PLC0415
-
-    return Path(resources.__file__).resolve().parent / "pipcache"
-
-
 def compose_services(names: list[str], directory: Path) -> tuple[ComposeService, ...]:
     """The services a compose fragment is for: those named, else every service of the
     compose file in the working directory, with what each says about networks."""

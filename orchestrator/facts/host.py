@@ -55,6 +55,7 @@ def gather_facts(
         fresh_token=secrets.token_hex(8),
         context_files=files,
         base_images=dict(base_images or {}),
+        pip_lock_file=paths.pip_lock_dir() / "sitecustomize.py",
     )
 
 

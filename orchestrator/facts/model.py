@@ -80,6 +80,9 @@ class HostFacts:
     # expanded: their ENV, USER and WORKDIR are where a RUN step starts. An image missing
     # here was not asked about, and the plan keeps to what the Dockerfile says.
     base_images: Mapping[str, ImageFacts] = field(default_factory=dict)
+    # The sitecustomize that makes a pip older than 25.3 lock a shared cache (builds get
+    # it as a secret; ``paths.pip_lock_dir``).
+    pip_lock_file: Path = Path("/nonexistent/sitecustomize.py")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from orchestrator.plan.draft import Draft
 from orchestrator.plan.model import (
     ENV_SECRET,
     ENV_VARIABLE,
+    PIP_BUSY_VARIABLE,
     PIP_CONF_SECRET,
     PIP_CONF_VARIABLE,
     UV_TOML_SECRET,
@@ -283,6 +284,8 @@ def _plan_index(draft: Draft) -> None:
     url = _proxy_url(draft) if draft.mode in ("proxy", "offline") else None
     draft.index_url, env = choose_index(draft, draft.profile.proxy, draft.mode, url)
     draft.env.update({**cache_settings(), **env})
+    if draft.mode in ("proxy", "offline"):
+        draft.env[PIP_BUSY_VARIABLE] = "skip"  # the proxy has the files: no pip waits
 
 
 def _plan_network(draft: Draft) -> None:

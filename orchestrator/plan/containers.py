@@ -22,8 +22,6 @@ RunMode = Literal["proxy", "offline", "cache-volume", "off"]
 CACHE_TARGET = CACHE_ROOT  # where the fallback's cache volume is mounted, as builds' mounts
 SSH_TARGET = "/run/orchestrator/ssh-agent.sock"
 SECRETS_DIR = "/run/secrets"
-PIP_LOCK_TARGET = "/opt/orchestrator/python"  # holds the sitecustomize that locks old pips
-PIP_LOCK_VARIABLE = "ORCHESTRATE_PIP_LOCK"
 RUN_LABEL = "io.orchestrator.run"  # on run containers: the profile they run
 CACHE_LABEL = "io.orchestrator.run-cache"  # on the fallback's volume: the uid:gid owning it
 

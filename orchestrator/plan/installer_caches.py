@@ -15,8 +15,10 @@ from orchestrator.plan.draft import Draft
 class Cache:
     """One installer's cache: where it is, what moves it, how parallel builds share it.
 
-    pip before 23.3.1 could corrupt a shared cache (pypa/pip#12361), and Debian 12 ships
-    23.0.1, so pip's is locked. uv locks its own cache (<cache>/.lock, entry locks), so
+    pip before 25.3 could corrupt a shared cache (pypa/pip#12361, #13540), and Debian 12
+    ships 23.0.1, so pip's is locked: by BuildKit (``locked``) where the step has no shell,
+    by such a pip itself where it has one (``steps._pip_lock``: the mount is shared, and a
+    pip that needs no lock does not wait). uv locks its own cache (<cache>/.lock, entry locks), so
     its is shared: 4 parallel fallback builds whose uv steps overlap all succeed, every
     file intact, each fetched once (tests/integration/test_installers.py, uv 0.13.9),
     and no build waits for another's uv step as it would on a locked mount.

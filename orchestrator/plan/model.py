@@ -24,6 +24,10 @@ PIP_CONF_VARIABLE = "ORCHESTRATE_PIP_CONF"
 UV_TOML_VARIABLE = "ORCHESTRATE_UV_TOML"
 FRESH_ARG = "ORCHESTRATE_FRESH"
 CACHE_ROOT = "/var/cache/orchestrator"  # where orchestrator mounts installers' caches
+PIP_LOCK_SECRET = "orchestrator-pip-lock"  # the sitecustomize that makes old pips lock
+PIP_LOCK_TARGET = "/opt/orchestrator/python"  # the directory it is put in, on PYTHONPATH
+PIP_LOCK_VARIABLE = "ORCHESTRATE_PIP_LOCK"
+PIP_BUSY_VARIABLE = "ORCHESTRATE_PIP_BUSY"
 EXPOSURE = "proxy exposure"  # the decision on a proxy published beyond loopback, warned of
 
 

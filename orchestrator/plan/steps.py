@@ -32,6 +32,9 @@ from orchestrator.plan.model import (
     ENV_SECRET,
     FRESH_ARG,
     PIP_CONF_SECRET,
+    PIP_LOCK_SECRET,
+    PIP_LOCK_TARGET,
+    PIP_LOCK_VARIABLE,
     UV_TOML_SECRET,
 )
 from orchestrator.plan.mounts import fix_mount, run_owner
@@ -262,9 +265,12 @@ class _Step:
         """``known``: whether ``owner`` is the step's user, or root for want of knowing it
         (then that user's home is not root's either)."""
         uid, gid = owner
+        sharing = cache.sharing
         if self.loads_variables and cache.movable:
             target = f"{CACHE_ROOT}/{cache.tool}"
             self.exports.append(f"{cache.variable}={target}")
+            if cache.tool == "pip":
+                sharing = self._pip_lock(target)
         else:
             found = default_cache_dir(self.draft, self.run, cache, uid if known else None)
             if found is None:
@@ -273,8 +279,34 @@ class _Step:
         namespace = self.draft.profile.cache_namespace
         self.mounts.append(
             f"--mount=type=cache,id={namespace}-{cache.tool}-{uid},target={target},"
-            f"uid={uid},gid={gid},sharing={cache.sharing}"
+            f"uid={uid},gid={gid},sharing={sharing}"
         )
+
+    def _pip_lock(self, target: str) -> str:
+        """pip's cache mount is shared, and a pip older than 25.3 locks it itself (the
+        sitecustomize of runs, handed over as a secret): BuildKit's ``sharing=locked``
+        made every parallel build's pip step wait for the others', in every mode, for the
+        whole step (issue 22). What a busy lock does is the mode's, in the settings."""
+        draft = self.draft
+        if PIP_LOCK_SECRET not in draft.used_secrets:
+            draft.secret(f"id={PIP_LOCK_SECRET},src={draft.facts.pip_lock_file}")
+            draft.used_secrets.add(PIP_LOCK_SECRET)
+            draft.decide(
+                "pip cache",
+                "shared, locked by pip",
+                "a pip older than 25.3 locks the shared cache mount for its run "
+                "(pypa/pip#13540, #12361); newer pips and uv need no lock; through the proxy "
+                "a pip that finds the cache busy runs without it instead of waiting",
+            )
+        self.mounts.append(
+            f"--mount=type=secret,id={PIP_LOCK_SECRET},"
+            f"target={PIP_LOCK_TARGET}/sitecustomize.py,mode=0444"
+        )
+        self.exports += [
+            f"{PIP_LOCK_VARIABLE}={target}/orchestrator-pip.lock",
+            f"PYTHONPATH={PIP_LOCK_TARGET}${{PYTHONPATH:+:$PYTHONPATH}}",
+        ]
+        return "shared"
 
     def lock(self, use: LockUse) -> None:
         """Hand a uv project command a lock copy that agrees with the index in use."""

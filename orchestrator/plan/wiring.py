@@ -17,8 +17,6 @@ from orchestrator.errors import BadInput
 from orchestrator.facts.model import RunFacts
 from orchestrator.plan.containers import (
     CACHE_TARGET,
-    PIP_LOCK_TARGET,
-    PIP_LOCK_VARIABLE,
     RUN_LABEL,
     SECRETS_DIR,
     SSH_TARGET,
@@ -41,7 +39,7 @@ from orchestrator.plan.decisions import (
     container_proxy,
     ssh_socket,
 )
-from orchestrator.plan.model import PROFILE_LABEL, Decision
+from orchestrator.plan.model import PIP_LOCK_TARGET, PIP_LOCK_VARIABLE, PROFILE_LABEL, Decision
 from orchestrator.profiles import ResolvedProfile
 from orchestrator.proxy.spec import CA_TARGET, OWNER, OWNER_LABEL
 from orchestrator.urls import redact

@@ -11,7 +11,6 @@ from orchestrator import paths
 from orchestrator.facts.container import (
     files_shared,
     network_exists,
-    pip_lock_dir,
     secret_base,
     terminal,
 )
@@ -50,7 +49,7 @@ def gather(
         network_exists=network_exists(settings.network) if fallback and not settings.url else None,
         secret_dir=secret_base() / f"orchestrate-run-{secrets.token_hex(6)}",
         token=secrets.token_hex(4),
-        pip_lock_dir=pip_lock_dir(),
+        pip_lock_dir=paths.pip_lock_dir(),
         files_shared=shared,
     )
 

@@ -76,7 +76,8 @@ def test_new_buildx_is_allowed_host_networking_and_exactly_our_files(
     assert "--allow=network.host" in flags
     reads = [f.removeprefix("--allow=fs.read=") for f in flags if "fs.read" in f]
     assert len(reads) == len(set(reads))
-    assert set(reads) == {str(p.rendered_path) for p in plan.plans.values()}
+    rendered = {str(p.rendered_path) for p in plan.plans.values()}
+    assert set(reads) == {*rendered, "/nonexistent/sitecustomize.py"}, "and pip's lock"
     assert not plan.compose_network
     assert "override's `network` attribute" in plan.network_route
 
@@ -100,7 +101,9 @@ def test_files_under_the_working_directory_need_no_grant(
 ) -> None:
     plan = make(profiles_dir, tmp_path, NEW)
     inside = bake.BakePlan(plan.files, plan.targets, plan.plans, plan.facts, cwd=tmp_path)
-    assert [f for f in inside.allow() if "fs.read" in f] == []
+    assert [f for f in inside.allow() if "fs.read" in f] == [
+        "--allow=fs.read=/nonexistent/sitecustomize.py"  # orchestrator's own, elsewhere
+    ]
 
 
 def test_settings_read_from_files_for_plain_bake(profiles_dir: Path, tmp_path: Path) -> None:

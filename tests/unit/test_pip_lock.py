@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.facts.container import pip_lock_dir
+from orchestrator.paths import pip_lock_dir
 from orchestrator.plan.wiring import PIP_SAFE_VERSION
 
 HOLDER = """\
 import os, sys, time
 import pip._internal
 print("in", time.monotonic(), flush=True)
+sys.stderr.write("nocache " + os.environ.get("PIP_NO_CACHE_DIR", "-") + "\\n")
 time.sleep(float(os.environ.get("HOLD", "0")))
 print("out", time.monotonic(), flush=True)
 """
@@ -102,6 +103,19 @@ def test_an_old_pip_waits_for_another_to_finish_with_the_cache(start: Start) -> 
     assert second_in >= first_out, "the second pip used the cache while the first did"
     assert "waiting for another pip to finish with the shared cache" in second_err
     assert "waiting" not in first_err
+
+
+def test_through_the_proxy_a_busy_cache_is_skipped_not_waited_for(start: Start) -> None:
+    """Builds through the proxy (ORCHESTRATE_PIP_BUSY=skip): the second old pip runs at
+    once without the cache, which its pip then sees as PIP_NO_CACHE_DIR."""
+    first = start("23.0.1", "install", "x", hold=1.0)
+    entered(first)
+    second = start("23.0.1", "install", "x", ORCHESTRATE_PIP_BUSY="skip")
+    _, second_out, second_err = finish(second)
+    _, first_out, _ = finish(first)
+    assert second_out < first_out, "the second pip did not wait for the first"
+    assert "runs without it" in second_err
+    assert "nocache 1" in second_err, "its pip will read PIP_NO_CACHE_DIR"
 
 
 FREE = [

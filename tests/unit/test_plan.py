@@ -38,6 +38,11 @@ ROOT_RUN, PIP_RUN, ECHO_RUN, EXEC_RUN = 6, 9, 10, 12
 LOOPBACK_INDEX = "http://127.0.0.1:5000/index/"
 HEALTHY = ProxyFacts(healthy=True, reason="served the pip page (200)")
 DOWN = ProxyFacts(healthy=False, reason="no proxy container")
+PIP_EXPORTS = (
+    "PIP_CACHE_DIR=/var/cache/orchestrator/pip "
+    "ORCHESTRATE_PIP_LOCK=/var/cache/orchestrator/pip/orchestrator-pip.lock "
+    "PYTHONPATH=/opt/orchestrator/python${PYTHONPATH:+:$PYTHONPATH}"
+)
 OLD = BuilderFacts(buildx_version="0.13.1", buildkit_version="v0.8.2")
 NEW = BuilderFacts(
     buildx_version="0.29.1",
@@ -168,7 +173,10 @@ def test_every_shell_run_loads_the_settings_secret(make_plan: MakePlan) -> None:
         line = rendered_line(plan, command)
         assert mount in line
         assert LOAD in line
-    assert option_values(plan, "--secret") == ["id=orchestrator-env,env=ORCHESTRATE_BUILD_ENV"]
+    assert option_values(plan, "--secret") == [
+        "id=orchestrator-pip-lock,src=/nonexistent/sitecustomize.py",
+        "id=orchestrator-env,env=ORCHESTRATE_BUILD_ENV",
+    ]
 
 
 def test_secret_env_carries_the_build_env_shell_quoted(make_plan: MakePlan) -> None:
@@ -398,21 +406,42 @@ def test_cache_mounts_only_on_runs_that_install_and_for_their_installer(
     assert "type=cache" not in rendered_line(plan, "echo hello")
 
 
-def test_pip_cache_is_locked_and_uv_cache_is_shared(make_plan: MakePlan) -> None:
+def test_pip_and_uv_caches_are_shared_and_an_old_pip_locks_its_own(make_plan: MakePlan) -> None:
     """uv locks its own cache: parallel builds on a shared one stay intact and fetch each
-    file once (test_installers.py), without waiting for each other's uv steps."""
+    file once (test_installers.py), without waiting for each other's uv steps. A pip older
+    than 25.3 locks pip's through the sitecustomize it is handed (issue 22: a locked mount
+    made every parallel build's pip step wait, even through the proxy)."""
     text = "FROM python\nRUN pip install a && uv pip install --system b\n"
-    line = rendered_line(make_plan(docker_file=text), "pip install")
-    assert "target=/var/cache/orchestrator/pip,uid=0,gid=0,sharing=locked" in line
+    plan = make_plan(docker_file=text)
+    line = rendered_line(plan, "pip install")
+    assert "target=/var/cache/orchestrator/pip,uid=0,gid=0,sharing=shared" in line
     assert "target=/var/cache/orchestrator/uv,uid=0,gid=0,sharing=shared" in line
-    assert "export PIP_CACHE_DIR=/var/cache/orchestrator/pip UV_CACHE_DIR=" in line
+    assert (
+        "--mount=type=secret,id=orchestrator-pip-lock,"
+        "target=/opt/orchestrator/python/sitecustomize.py,mode=0444"
+    ) in line
+    assert f"export {PIP_EXPORTS} UV_CACHE_DIR=" in line
+    assert "id=orchestrator-pip-lock,src=/nonexistent/sitecustomize.py" in option_values(
+        plan, "--secret"
+    )
+    assert plan.build_env["ORCHESTRATE_PIP_BUSY"] == "skip", "through the proxy: never wait"
+    fallback = make_plan(docker_file=text, proxy=DOWN)
+    assert "ORCHESTRATE_PIP_BUSY" not in fallback.build_env, "the fallback's pips wait"
+    assert fallback.rendered_text == plan.rendered_text, "the same text in every mode"
+
+
+def test_an_exec_form_pip_keeps_a_locked_mount(make_plan: MakePlan) -> None:
+    """No shell to put the sitecustomize on its PYTHONPATH: BuildKit locks the mount."""
+    line = rendered_line(make_plan(docker_file='FROM python\nRUN ["pip", "install", "a"]\n'), "RUN")
+    assert "sharing=locked" in line
+    assert "orchestrator-pip-lock" not in line
 
 
 def test_cache_mounts_use_literal_ids_of_the_expanded_build_user(make_plan: MakePlan) -> None:
     line = rendered_line(make_plan(proxy=DOWN), "pip install")
     assert (
         "--mount=type=cache,id=orchestrator-pip-1234,target=/var/cache/orchestrator/pip,"
-        "uid=1234,gid=2345,sharing=locked"
+        "uid=1234,gid=2345,sharing=shared"
     ) in line
     assert "${" not in line.split(f" {LOAD}")[0]
 
@@ -432,7 +461,7 @@ def test_a_step_s_own_cache_mount_is_kept_and_not_doubled(make_plan: MakePlan) -
 
 def test_root_run_that_installs_gets_root_owned_cache(make_plan: MakePlan) -> None:
     plan = make_plan(docker_file="FROM python\nRUN pip install x\n", proxy=DOWN)
-    assert "uid=0,gid=0,sharing=locked" in rendered_line(plan, "pip install")
+    assert "uid=0,gid=0,sharing=shared" in rendered_line(plan, "pip install")
 
 
 def test_unknown_run_user_gets_root_cache_and_a_decision(make_plan: MakePlan) -> None:
@@ -451,7 +480,7 @@ def test_no_cache_dir_is_reported(make_plan: MakePlan) -> None:
 def test_numeric_user_owns_its_cache(make_plan: MakePlan) -> None:
     text = "FROM python\nUSER 4242:4343\nRUN pip install x\n"
     line = rendered_line(make_plan(docker_file=text, proxy=DOWN), "pip install")
-    assert "uid=4242,gid=4343,sharing=locked" in line
+    assert "uid=4242,gid=4343,sharing=shared" in line
 
 
 def test_poetry_gets_its_cache_and_the_mirror_variable(make_plan: MakePlan) -> None:
@@ -563,9 +592,11 @@ def test_heredoc_script_loads_settings_as_its_first_line(make_plan: MakePlan) ->
     assert plan.rendered_text == (
         "FROM python\n"
         "RUN --mount=type=secret,id=orchestrator-env,mode=0444 "
+        "--mount=type=secret,id=orchestrator-pip-lock,"
+        "target=/opt/orchestrator/python/sitecustomize.py,mode=0444 "
         "--mount=type=cache,id=orchestrator-pip-0,target=/var/cache/orchestrator/pip,"
-        "uid=0,gid=0,sharing=locked <<EOF\n"
-        f"{LOAD}; export PIP_CACHE_DIR=/var/cache/orchestrator/pip\n"
+        "uid=0,gid=0,sharing=shared <<EOF\n"
+        f"{LOAD}; export {PIP_EXPORTS}\n"
         "pip install requests\nEOF\n"
     )
 
@@ -573,9 +604,7 @@ def test_heredoc_script_loads_settings_as_its_first_line(make_plan: MakePlan) ->
 def test_heredoc_read_by_a_command_is_wired_on_its_command_line(make_plan: MakePlan) -> None:
     text = "FROM python\nRUN bash <<EOF\npip install requests\nEOF\n"
     plan = make_plan(docker_file=text, builder=NEW)
-    assert f"{LOAD}; export PIP_CACHE_DIR=/var/cache/orchestrator/pip; bash <<EOF" in (
-        plan.rendered_text or ""
-    )
+    assert f"{LOAD}; export {PIP_EXPORTS}; bash <<EOF" in (plan.rendered_text or "")
 
 
 def test_heredoc_with_its_own_interpreter_reads_config_files(make_plan: MakePlan) -> None:
@@ -908,7 +937,7 @@ def test_user_args_only_for_args_the_dockerfile_declares(make_plan: MakePlan) ->
 def test_root_host_user_maps_to_uid_1000_named_builder(make_plan: MakePlan) -> None:
     plan = make_plan(uid=0, gid=0, user_name="root", proxy=DOWN)
     assert build_args(plan) == {"USER_NAME": "builder", "USER_ID": "1000", "GROUP_ID": "1000"}
-    assert "uid=1000,gid=1000,sharing=locked" in rendered_line(plan, "pip install")
+    assert "uid=1000,gid=1000,sharing=shared" in rendered_line(plan, "pip install")
 
 
 def test_user_off_passes_no_user_args(make_plan: MakePlan) -> None:
@@ -920,7 +949,7 @@ def test_user_off_passes_no_user_args(make_plan: MakePlan) -> None:
 def test_explicit_user_mapping(make_plan: MakePlan) -> None:
     plan = make_plan("user: {name: ci, uid: 2000, gid: 3000}\n", proxy=DOWN)
     assert build_args(plan) == {"USER_NAME": "ci", "USER_ID": "2000", "GROUP_ID": "3000"}
-    assert "uid=2000,gid=3000,sharing=locked" in rendered_line(plan, "pip install")
+    assert "uid=2000,gid=3000,sharing=shared" in rendered_line(plan, "pip install")
 
 
 def test_profile_build_args_override_the_orchestrator(make_plan: MakePlan) -> None:

@@ -9,7 +9,9 @@ non-atomic parts (pypa/pip#12361). uv locks its cache itself; pip does not.
 
 So a pip older than 25.3 that is about to use the cache (install, download, wheel, cache)
 takes an exclusive lock on the file named by ORCHESTRATE_PIP_LOCK, beside the cache, and
-holds it until it exits, as BuildKit's ``sharing=locked`` cache mounts do for builds. The
+holds it until it exits, as BuildKit's ``sharing=locked`` cache mounts would. Builds get
+this file as a secret too: their pip cache mounts are shared, so that newer pips and, through
+the proxy, busy older ones (ORCHESTRATE_PIP_BUSY=skip) need not wait for each other. The
 pips it starts itself (build dependencies) inherit the right to the cache instead of
 waiting for their parent. Anything that goes wrong here is reported and ignored: a pip
 without the lock is what the user would have had without orchestrator.
@@ -25,6 +27,11 @@ import sys
 
 LOCK_VARIABLE = "ORCHESTRATE_PIP_LOCK"
 HELD_VARIABLE = "ORCHESTRATE_PIP_LOCK_HELD"
+# "skip": when another pip holds the cache, run without it rather than wait. Set where a
+# proxy serves every file (builds through it), so the cache saves little and a wait costs
+# the builds' parallelism; unset (the fallback), the cache is what keeps files from being
+# downloaded twice, and a pip waits for it.
+BUSY_VARIABLE = "ORCHESTRATE_PIP_BUSY"
 SAFE_VERSION = (25, 3)
 CACHE_COMMANDS = frozenset({"install", "download", "wheel", "cache"})
 _held: list[int] = []  # the lock's descriptor, kept open (and locked) until the process exits
@@ -75,6 +82,11 @@ def _lock() -> None:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if os.environ.get(BUSY_VARIABLE) == "skip":
+                os.close(descriptor)
+                os.environ["PIP_NO_CACHE_DIR"] = "1"  # read when pip parses its options
+                _say("another pip has the shared cache: this one runs without it")
+                return
             _say("waiting for another pip to finish with the shared cache")
             fcntl.flock(descriptor, fcntl.LOCK_EX)
     except OSError as exc:
