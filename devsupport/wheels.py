@@ -84,13 +84,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _metadata(name: str, version: str, requires: Iterable[str], summary: str) -> bytes:
+def _metadata(
+    name: str, version: str, requires: Iterable[str], summary: str, requires_python: str | None
+) -> bytes:
     lines = [
         "Metadata-Version: 2.1",
         f"Name: {name}",
         f"Version: {version}",
         f"Summary: {summary}",
     ]
+    if requires_python:
+        lines.append(f"Requires-Python: {requires_python}")
     lines.extend(f"Requires-Dist: {requirement}" for requirement in requires)
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
@@ -119,10 +123,12 @@ def make_wheel(
     payload_bytes: int = 0,
     seed: int | str | None = None,
     summary: str | None = None,
+    requires_python: str | None = None,
 ) -> Path:
     """Write ``{dist}-{version}-py3-none-any.whl`` into ``dest_dir`` and return its path.
 
-    ``requires`` become ``Requires-Dist`` lines (PEP 508 strings, e.g. ``"base-pkg>=1.0"``).
+    ``requires`` become ``Requires-Dist`` lines (PEP 508 strings, e.g. ``"base-pkg>=1.0"``);
+    ``requires_python`` a ``Requires-Python`` line, which an index publishes beside the file.
     ``payload_bytes`` adds ``{pkg}/_payload.bin`` of that many random (incompressible) bytes,
     stored uncompressed, so the wheel is slightly larger than the payload.  The output is
     byte-for-byte deterministic: the payload comes from ``seed`` (default: name and version),
@@ -155,7 +161,13 @@ def make_wheel(
     members.append(
         (
             f"{dist_info}/METADATA",
-            _metadata(name, version, requires, summary or f"Generated test package {name}"),
+            _metadata(
+                name,
+                version,
+                requires,
+                summary or f"Generated test package {name}",
+                requires_python,
+            ),
             zipfile.ZIP_DEFLATED,
         )
     )

@@ -10,8 +10,11 @@ PyPI serves its simple API and files, as far as clients and caching proxies can 
   PyPI's file host does: uv and poetry read a wheel's METADATA that way when the index does
   not publish it, and would otherwise fetch the whole file once more for it.
 * ``/simple/`` and ``/simple/<name>/``: ``Cache-Control: max-age=600, public``, an ``ETag``,
-  ``Vary: Accept``, and an HTML content type chosen from the request's ``Accept`` header
-  (``text/html`` or ``application/vnd.pypi.simple.v1+html``; 406 if neither is acceptable).
+  ``Vary: Accept``, and the format chosen from the request's ``Accept`` header as PyPI
+  chooses it (``negotiate``): PEP 691 JSON (``index.json`` beside the page, served as
+  exactly ``application/vnd.pypi.simple.v1+json``, the type proxpi and PyPI's clients
+  compare) when the client ranks it above both HTML types, else ``text/html`` or
+  ``application/vnd.pypi.simple.v1+html``; 406 if none is acceptable.
 * ``/simple`` and ``/simple/<name>`` (no slash) or a non-normalised name: 301 to
   ``/simple/<normalized-name>/``; an unknown project: 404.
 * GET and HEAD; any other method: 405.
@@ -61,6 +64,8 @@ ERROR_CACHE_CONTROL = "no-store"
 TEXT_HTML = "text/html"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 LATEST_HTML = "application/vnd.pypi.simple.latest+html"
+V1_JSON = "application/vnd.pypi.simple.v1+json"
+LATEST_JSON = "application/vnd.pypi.simple.latest+json"
 READY_MARKER = "upstream: listening"
 FAULT_FILE = "FAULT"  # at the tree's root: its presence makes every request fail
 DEFAULT_FAULT_STATUS = 500
@@ -140,15 +145,21 @@ def quality(ranges: list[tuple[str, float]], media_type: str) -> float:
     return best[1]
 
 
-def negotiate_html(accept: str | None) -> str | None:
-    """Content type for an HTML simple page, or None when the client accepts no HTML type.
+def negotiate(accept: str | None, *, json: bool = True) -> str | None:
+    """Content type for a simple page, or None when the client accepts none on offer.
 
-    Prefers ``text/html`` unless the client ranks the PyPI HTML type strictly higher, as pip
-    (``v1+json, v1+html;q=0.1, text/html;q=0.01``) and proxpi (``v1+json, v1+html;q=0.1``) do.
+    PyPI's order (warehouse's ``_select_content_type``): the highest weight wins, and a tie
+    goes to ``text/html``, then the PyPI HTML type, then JSON. So JSON only when the client
+    ranks it strictly higher than both HTML types, as pip (``v1+json, v1+html;q=0.1,
+    text/html;q=0.01``), uv and proxpi (``v1+json, v1+html;q=0.1``) do; ``*/*`` or no header
+    gets ``text/html``. ``json=False``: a page with no JSON beside it offers HTML only.
     """
     ranges = parse_accept(accept)
     q_text = quality(ranges, TEXT_HTML)
     q_pypi = max(quality(ranges, V1_HTML), quality(ranges, LATEST_HTML))
+    q_json = max(quality(ranges, V1_JSON), quality(ranges, LATEST_JSON)) if json else 0.0
+    if q_json > 0 and q_json > q_text and q_json > q_pypi:
+        return V1_JSON
     if q_text <= 0 and q_pypi <= 0:
         return None
     return V1_HTML if q_pypi > q_text else TEXT_HTML
@@ -416,22 +427,27 @@ class Handler(BaseHTTPRequestHandler):
         return "*" in tags or etag in tags or f"W/{etag}" in tags
 
     def _index_page(self, page: Path, *, head_only: bool) -> None:
-        try:
-            html = page.read_bytes()
-        except FileNotFoundError:
-            self._simple_error(HTTPStatus.NOT_FOUND, "no such page", head_only=head_only)
-            return
-        content_type = negotiate_html(self.headers.get("Accept"))
+        json_page = page.with_name("index.json")
+        content_type = negotiate(self.headers.get("Accept"), json=json_page.is_file())
         if content_type is None:
             self._simple_error(
                 HTTPStatus.NOT_ACCEPTABLE,
-                f"only {TEXT_HTML} and {V1_HTML} are served",
+                f"only {TEXT_HTML}, {V1_HTML} and {V1_JSON} are served",
                 head_only=head_only,
             )
             return
-        etag = '"' + hashlib.sha256(content_type.encode() + b"\0" + html).hexdigest()[:40] + '"'
+        try:
+            body = (json_page if content_type == V1_JSON else page).read_bytes()
+        except FileNotFoundError:
+            self._simple_error(HTTPStatus.NOT_FOUND, "no such page", head_only=head_only)
+            return
+        etag = '"' + hashlib.sha256(content_type.encode() + b"\0" + body).hexdigest()[:40] + '"'
         headers = {
-            "Content-Type": f"{content_type}; charset=utf-8",
+            # PyPI's JSON type has no charset (JSON is UTF-8), and proxpi recognises the JSON
+            # of an upstream by comparing the whole header with the bare type.
+            "Content-Type": content_type
+            if content_type == V1_JSON
+            else f"{content_type}; charset=utf-8",
             "Cache-Control": INDEX_CACHE_CONTROL,
             "ETag": etag,
             "Vary": "Accept",
@@ -442,7 +458,7 @@ class Handler(BaseHTTPRequestHandler):
             finally:
                 self._log()
             return
-        self._respond_bytes(HTTPStatus.OK, html, headers, head_only=head_only)
+        self._respond_bytes(HTTPStatus.OK, body, headers, head_only=head_only)
 
     def _file(self, path: Path, *, head_only: bool) -> None:
         try:

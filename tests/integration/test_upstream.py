@@ -15,6 +15,7 @@ import io
 import json
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,9 +69,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     root = base / "tree"
     write_simple_index(wheels, root)
 
-    tampered_page = root / "simple" / "tampered-pkg" / "index.html"
     real = sha256_file(root / "files" / "tampered_pkg-1.0-py3-none-any.whl")
-    tampered_page.write_text(tampered_page.read_text().replace(real, TAMPERED_SHA256))
+    for page in ("index.html", "index.json"):  # pip asks for JSON; other clients for HTML
+        tampered_page = root / "simple" / "tampered-pkg" / page
+        tampered_page.write_text(tampered_page.read_text().replace(real, TAMPERED_SHA256))
 
     files = sorted((root / "files").iterdir())
     return Tree(
@@ -138,34 +140,80 @@ def test_files_answer_one_byte_range_as_pypi_does(local_server: LocalServer, tre
     assert [r["bytes"] for r in records[:2]] == [100, 100]
 
 
-def test_index_pages_negotiate_html_and_are_cacheable(local_server: LocalServer) -> None:
+def test_index_pages_negotiate_html_or_json_and_are_cacheable(local_server: LocalServer) -> None:
+    """As PyPI: JSON when the client ranks it above both HTML types, as pip, uv and proxpi
+    do; HTML for browsers and ``*/*``; 406 when nothing on offer is acceptable."""
     expectations = {
         None: "text/html",
         "*/*": "text/html",
         "text/html": "text/html",
-        PIP_ACCEPT: "application/vnd.pypi.simple.v1+html",
-        PROXPI_ACCEPT: "application/vnd.pypi.simple.v1+html",
+        "application/vnd.pypi.simple.v1+html": "application/vnd.pypi.simple.v1+html",
+        "text/html, application/vnd.pypi.simple.v1+json": "text/html",
+        PIP_ACCEPT: "application/vnd.pypi.simple.v1+json",
+        PROXPI_ACCEPT: "application/vnd.pypi.simple.v1+json",
+        "application/vnd.pypi.simple.latest+json": "application/vnd.pypi.simple.v1+json",
     }
     for accept, content_type in expectations.items():
         headers = {"Accept": accept} if accept else {}
         status, response_headers, body = local_server.request("GET", "/simple/top-pkg/", headers)
         assert status == 200, accept
-        assert response_headers["content-type"].split(";")[0] == content_type, accept
         assert response_headers["cache-control"] == INDEX_CACHE_CONTROL == "max-age=600, public"
         assert response_headers["vary"] == "Accept"
-        assert b'href="../../files/top_pkg-2.0-py3-none-any.whl#sha256=' in body
+        if content_type.endswith("+json"):
+            # exactly the bare type, no charset: proxpi compares the whole header
+            assert response_headers["content-type"] == content_type, accept
+            assert json.loads(body)["name"] == "top-pkg"
+        else:
+            assert response_headers["content-type"].split(";")[0] == content_type, accept
+            assert b'href="../../files/top_pkg-2.0-py3-none-any.whl#sha256=' in body
 
-    status, _, _ = local_server.request(
-        "GET", "/simple/", {"Accept": "application/vnd.pypi.simple.v1+json"}
-    )
+    status, _, _ = local_server.request("GET", "/simple/", {"Accept": "application/json"})
     assert status == 406
 
-    status, headers, _ = local_server.request("GET", "/simple/", {"Accept": PIP_ACCEPT})
+    for accept in (PIP_ACCEPT, "text/html"):
+        status, headers, _ = local_server.request("GET", "/simple/", {"Accept": accept})
+        assert status == 200
+        status, _, body = local_server.request(
+            "GET", "/simple/", {"Accept": accept, "If-None-Match": headers["etag"]}
+        )
+        assert (status, body) == (304, b""), accept
+    json_etag = local_server.request("GET", "/simple/", {"Accept": PIP_ACCEPT})[1]["etag"]
+    html_etag = local_server.request("GET", "/simple/", {"Accept": "text/html"})[1]["etag"]
+    assert json_etag != html_etag, "one ETag per representation"
+
+
+def test_json_pages_carry_what_pypi_s_do(local_server: LocalServer, tree: Tree) -> None:
+    """PEP 691 and PEP 700: the same files as the HTML page, each with its hash, size and
+    upload time; the project's versions; api-version 1.1."""
+    accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    status, _, body = local_server.request("GET", "/simple/", accept)
     assert status == 200
-    status, _, body = local_server.request(
-        "GET", "/simple/", {"Accept": PIP_ACCEPT, "If-None-Match": headers["etag"]}
-    )
-    assert (status, body) == (304, b"")
+    index = json.loads(body)
+    assert index["meta"] == {"api-version": "1.1"}
+    assert [p["name"] for p in index["projects"]] == [
+        "base-pkg",
+        "mid-pkg",
+        "tampered-pkg",
+        "top-pkg",
+    ]
+
+    status, _, body = local_server.request("GET", "/simple/top-pkg/", accept)
+    page = json.loads(body)
+    assert page["meta"] == {"api-version": "1.1"}
+    assert (page["name"], page["versions"]) == ("top-pkg", ["1.0", "2.0"])
+    assert [f["filename"] for f in page["files"]] == tree.files("top_pkg-")
+    for file in page["files"]:
+        name = file["filename"]
+        assert file["url"] == f"../../files/{name}"
+        assert file["hashes"] == {"sha256": tree.sha256[name]}
+        assert file["size"] == tree.size[name]
+        assert file["upload-time"] == "2024-01-02T03:04:05.000000Z"
+        assert file["yanked"] is False
+        assert "requires-python" not in file
+        assert "core-metadata" not in file
+        url = urllib.parse.urljoin("/simple/top-pkg/", file["url"])
+        status, _, served = local_server.request("GET", url)
+        assert (status, len(served)) == (200, file["size"])
 
 
 def test_redirects_and_not_found(local_server: LocalServer) -> None:

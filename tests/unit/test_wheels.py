@@ -6,6 +6,7 @@ import csv
 import email.parser
 import hashlib
 import io
+import json
 import os
 import re
 import stat
@@ -13,12 +14,13 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from packaging.version import Version
 
-from devsupport.index import project_of, write_simple_index
+from devsupport.index import project_of, upload_time_text, version_of, write_simple_index
 from devsupport.wheels import (
     PAYLOAD_FILENAME,
     dist_name,
@@ -170,6 +172,66 @@ def test_simple_index_tree(tmp_path: Path) -> None:
     metadata_file = root / "files" / "new_pkg-0.1-py3-none-any.whl.metadata"
     assert f'data-core-metadata="sha256={sha256_file(metadata_file)}"' in page
     assert b"Name: new.pkg" in metadata_file.read_bytes()
+
+
+def test_json_pages_beside_the_html(tmp_path: Path) -> None:
+    """PEP 691 JSON with PEP 700's fields, from the dates and yanks the writer is given;
+    the HTML keeps what it said and gains only ``data-yanked``."""
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "dated-pkg", "1.0", requires_python=">=3.8")
+    make_wheel(wheels, "dated-pkg", "1.10")
+    make_wheel(wheels, "dated-pkg", "1.9", payload_bytes=1000)
+    old = "dated_pkg-1.0-py3-none-any.whl"
+    later = datetime(2023, 9, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    root = tmp_path / "tree"
+    write_simple_index(
+        wheels,
+        root,
+        core_metadata=True,
+        upload_times={
+            old: datetime(2023, 5, 1, tzinfo=UTC),
+            "dated_pkg-1.9-py3-none-any.whl": later,
+        },
+        yanked={"dated_pkg-1.10-py3-none-any.whl": "broken"},
+    )
+    index = json.loads((root / "simple" / "index.json").read_text())
+    assert index == {"meta": {"api-version": "1.1"}, "projects": [{"name": "dated-pkg"}]}
+    page = json.loads((root / "simple" / "dated-pkg" / "index.json").read_text())
+    assert page["meta"] == {"api-version": "1.1"}
+    assert page["name"] == "dated-pkg"
+    assert page["versions"] == ["1.0", "1.9", "1.10"], "in version order, not text order"
+    files = {f["filename"]: f for f in page["files"]}
+    first = files[old]
+    metadata = root / "files" / f"{old}.metadata"
+    assert first == {
+        "filename": old,
+        "url": f"../../files/{old}",
+        "hashes": {"sha256": sha256_file(root / "files" / old)},
+        "requires-python": ">=3.8",
+        "core-metadata": {"sha256": sha256_file(metadata)},
+        "data-dist-info-metadata": {"sha256": sha256_file(metadata)},
+        "size": (root / "files" / old).stat().st_size,
+        "upload-time": "2023-05-01T00:00:00.000000Z",
+        "yanked": False,
+    }
+    assert files["dated_pkg-1.9-py3-none-any.whl"]["upload-time"] == "2023-09-01T10:30:00.000000Z"
+    assert files["dated_pkg-1.10-py3-none-any.whl"]["upload-time"] == (
+        "2024-01-02T03:04:05.000000Z"
+    ), "the default date"
+    assert files["dated_pkg-1.10-py3-none-any.whl"]["yanked"] == "broken"
+    assert "requires-python" not in files["dated_pkg-1.9-py3-none-any.whl"]
+
+    html = (root / "simple" / "dated-pkg" / "index.html").read_text()
+    assert 'data-requires-python="&gt;=3.8"' in html
+    assert html.count("data-yanked") == 1
+    assert re.search(r'<a [^>]*data-yanked="broken">dated_pkg-1\.10-', html)
+
+    with pytest.raises(ValueError, match="no such distribution"):
+        write_simple_index(wheels, root, upload_times={"dated_pkg-9.9-py3-none-any.whl": later})
+    with pytest.raises(ValueError, match="time zone"):
+        upload_time_text(datetime(2023, 5, 1))  # no time zone: refused
+    assert version_of("dated_pkg-1.0-py3-none-any.whl") == "1.0"
+    assert version_of("Dated.Pkg-2.0rc1.tar.gz") == "2.0rc1"
 
 
 def _pip_supports_python_option() -> bool:
