@@ -8,7 +8,7 @@ variable "BASE_IMAGE" {
 }
 
 variable "PROXPI_VERSION" {
-  default = "1.3.1"
+  default = "1.4.0a1"
 }
 
 group "default" {

@@ -21,7 +21,7 @@ from bench.model import Sample
 from devsupport.upstream_container import Upstream
 
 BASE_IMAGE = "orchestrator/base:bookworm"
-PROXY_IMAGE = "orchestrator/proxpi:1.3.1"
+PROXY_IMAGE = "orchestrator/proxpi:1.4.0a1"
 BUILD_ENV = "ORCHESTRATE_BUILD_ENV"  # the variable orchestrate feeds its settings secret from
 
 

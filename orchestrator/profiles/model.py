@@ -108,9 +108,10 @@ class ProxySettings(BaseModel):
         "`orchestrate bake` needs it, since bake cannot use host networking before buildx 0.17.",
     )
     image: ImageRef = Field(
-        "epicwink/proxpi:1.3.1",
+        "epicwink/proxpi:1.4.0a1",
         description="proxpi image to run; when absent and not pullable, orchestrator builds "
-        "its own.",
+        "its own. 1.4.0a1 is the first proxpi to pass PEP 700 upload times on, which "
+        "uv's `--exclude-newer` and pip's `--uploaded-prior-to` need.",
     )
     front_image: ImageRef = Field(
         "nginx:1.27-alpine",

@@ -18,7 +18,7 @@ from tests.support.engine import FakeEngine, container, refused
 from tests.support.front import JSON_TYPE, PAGE, Fronts, closed_port
 from tests.support.world import World
 
-IMAGES = {"epicwink/proxpi:1.3.1", "nginx:1.27-alpine"}
+IMAGES = {"epicwink/proxpi:1.4.0a1", "nginx:1.27-alpine"}
 FRONT = "orchestrator-proxpi"
 BACKEND = "orchestrator-proxpi-backend"
 UNREACHABLE = (
@@ -154,14 +154,14 @@ def test_proxy_logs_of_no_proxy_is_one_line_and_exit_5(profiles_dir: Path) -> No
 
 def test_proxy_image_prints_the_images_the_proxy_runs(profiles_dir: Path) -> None:
     ran = orchestrate(profiles_dir, "proxy", "image", engine=World(images=IMAGES).engine())
-    assert (ran.code, ran.stdout.split()) == (0, ["epicwink/proxpi:1.3.1", "nginx:1.27-alpine"])
+    assert (ran.code, ran.stdout.split()) == (0, ["epicwink/proxpi:1.4.0a1", "nginx:1.27-alpine"])
 
 
 def test_proxy_image_builds_on_the_base_image_given(profiles_dir: Path) -> None:
     fake = World().engine({"image.pull": refused("pull access denied", "pull")})
     ran = orchestrate(profiles_dir, "proxy", "image", "--base-image", "debian:local", engine=fake)
     assert ran.code == 0, ran.stderr
-    assert ran.stdout.split() == ["orchestrator/proxpi:1.3.1", "orchestrator/proxy-front:1"]
+    assert ran.stdout.split() == ["orchestrator/proxpi:1.4.0a1", "orchestrator/proxy-front:1"]
     assert [argv[argv.index("--build-arg") + 1] for argv in fake.streamed] == [
         "BASE_IMAGE=debian:local",
         "BASE_IMAGE=debian:local",

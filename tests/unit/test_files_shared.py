@@ -12,7 +12,7 @@ from orchestrator.engine.api import using
 from orchestrator.facts.container import files_memo, files_shared
 from tests.support.engine import FakeEngine, absent, refused
 
-IMAGES = ["orchestrator/proxpi:1.3.1", "demo/app:1"]
+IMAGES = ["orchestrator/proxpi:1.4.0a1", "demo/app:1"]
 
 
 @pytest.fixture(autouse=True)

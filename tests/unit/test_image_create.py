@@ -95,7 +95,7 @@ def test_a_missing_image_is_built_here_with_the_ca_bundle_as_a_secret(tmp_path: 
     [argv] = fake.streamed
     assert argv[:3] == ("docker", "buildx", "build")
     assert f"id=ca_bundle,src={bundle}" in argv
-    assert "PROXPI_VERSION=1.3.1" in argv
+    assert "PROXPI_VERSION=1.4.0a1" in argv
     assert argv[argv.index("--tag") + 1] == PROXPI.local
     assert f"{OWNER_LABEL}={OWNER}" in argv
     assert argv[-1].endswith("resources/proxpi")

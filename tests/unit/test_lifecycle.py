@@ -29,7 +29,7 @@ from tests.support.engine import absent, container, refused
 from tests.support.front import Front, Fronts, closed_port
 from tests.support.world import World
 
-IMAGES = {"epicwink/proxpi:1.3.1", "nginx:1.27-alpine"}
+IMAGES = {"epicwink/proxpi:1.4.0a1", "nginx:1.27-alpine"}
 FRONT = "orchestrator-proxpi"
 BACKEND = "orchestrator-proxpi-backend"
 

@@ -165,7 +165,7 @@ def test_a_required_proxy_that_does_not_serve_is_unhealthy_for_planning_to_refus
     profiles_dir: Path,
 ) -> None:
     app = resolved(profiles_dir, at(closed_port(), mode="require") + "  startup_timeout: 0.1\n")
-    world = World(images={"epicwink/proxpi:1.3.1", "nginx:1.27-alpine"})
+    world = World(images={"epicwink/proxpi:1.4.0a1", "nginx:1.27-alpine"})
     with using(world.engine()):
         found = proxy_facts(app, no_proxy=False, dry_run=False)
     assert found is not None
@@ -176,7 +176,7 @@ def test_a_required_proxy_that_does_not_serve_is_unhealthy_for_planning_to_refus
 
 def test_a_dry_run_only_looks(profiles_dir: Path) -> None:
     app = resolved(profiles_dir, at(closed_port()))
-    fake = World(images={"epicwink/proxpi:1.3.1", "nginx:1.27-alpine"}).engine()
+    fake = World(images={"epicwink/proxpi:1.4.0a1", "nginx:1.27-alpine"}).engine()
     with using(fake):
         found = proxy_facts(app, no_proxy=False, dry_run=True)
     assert found is not None

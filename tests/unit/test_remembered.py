@@ -245,7 +245,7 @@ def test_a_proxy_gone_is_found_the_slow_way_and_a_plan_without_it_is_not_kept(
     kept = entry_file(profiles_dir).read_text()
     proxy.server.shutdown()
     proxy.server.server_close()
-    world = World(images={"epicwink/proxpi:1.3.1", "nginx:1.27-alpine"})
+    world = World(images={"epicwink/proxpi:1.4.0a1", "nginx:1.27-alpine"})
     fake = world.engine()
     again = plan(profiles_dir, fake)
     assert again.mode == "cache-mount"
