@@ -546,11 +546,13 @@ class ClientContainer(_Started):
         image: str | None = None,
         name: str | None = None,
         envs: Mapping[str, str] | None = None,
+        volumes: tuple[tuple[str, str, str], ...] = (),
     ) -> None:
         self.network = network
         self.image = image or base_image()
         self.name = name or unique_name("client")
         self.envs = {**HERMETIC_PIP_ENV, **(envs or {})}
+        self.volumes = volumes  # (source, target, mode): wheels to install from, say
         self._started = False
         self._removed = False
 
@@ -565,6 +567,7 @@ class ClientContainer(_Started):
                 networks=[self.network],
                 labels={LABEL: "client"},
                 envs=self.envs,
+                volumes=list(self.volumes),
                 pull="never",
             )
         return self
