@@ -1,4 +1,5 @@
-"""The proxy's front: nginx before proxpi, for what proxpi 1.3.1 cannot do alone.
+"""The proxy's front: nginx before proxpi, for what proxpi cannot do alone (1.3.1 nor
+1.4.0a1, which changed none of this).
 
 proxpi keeps its index pages in memory and answers 500 for a page past its TTL, and for
 the files of that project too, as soon as the upstream fails (proxpi#87; seen here); two
@@ -9,8 +10,9 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
   copy is served (``use_stale updating`` with ``background_update``), and served stale
   for as long as the upstream fails, also after a restart (the cache is on disk);
 - a page is kept once per format (PEP 691 JSON or HTML); the front chooses the format
-  from ``?format=`` and the weights in ``Accept`` as proxpi would, and asks proxpi for
-  exactly that type, so what a key holds is always the format it names;
+  from ``?format=`` and the weights in ``Accept`` as proxpi 1.3.1 did (1.4.0a1 weighs
+  them otherwise), and asks proxpi for exactly that type, so what a key holds is always
+  the format it names, whichever proxpi answers;
 - files never change, so they are kept for good and marked ``immutable`` for the
   installers' own caches (a file's 200 only: never a redirect, never an error);
   ``proxy_cache_lock`` lets one request fetch a file while the others wait for it, so

@@ -7,10 +7,10 @@ What it removes, and why only there (docs/design.md, "Pruning the cache"):
   that vanished: it opens the file per request, and a missing one is a miss, fetched
   again through proxpi. A file being sent stays readable after it is unlinked (Linux keeps
   an open file until it is closed), so a download in progress completes.
-- **Not proxpi's volume.** proxpi 1.3.1 keeps the list of its files in memory and does not
-  look at the disk again: a file removed behind it is answered with an error (it sends a
-  path that is gone) and its own eviction fails on it. Its volume is bounded by its own
-  ``cache_size`` (least-frequently-used eviction) instead.
+- **Not proxpi's volume.** proxpi (1.3.1 and 1.4.0a1) keeps the list of its files in
+  memory and does not look at the disk again: a file removed behind it is answered with an
+  error (it sends a path that is gone) and its own eviction fails on it. Its volume is
+  bounded by its own ``cache_size`` (least-frequently-used eviction) instead.
 - **Files, not index pages.** Pages are small, refreshed after the index TTL, and what
   offline builds need to resolve anything; a page whose file was pruned still links it,
   and the front fetches that file again when it is asked for (in offline mode, it is not

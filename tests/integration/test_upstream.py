@@ -41,7 +41,7 @@ PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
     "text/html; q=0.01"
 )
-# proxpi 1.3.1, proxpi/_cache.py `_IndexCache._headers`: note there is no text/html at all
+# proxpi 1.3.1 and 1.4.0a1, proxpi/_cache.py `_IndexCache._headers`: no text/html at all
 PROXPI_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.1"
 TAMPERED_SHA256 = "0" * 64
 
