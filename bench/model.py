@@ -18,6 +18,8 @@ MODES = {
     "proxy cold": "orchestrate build through the proxy, its cache just emptied",
     "proxy warm": "orchestrate build through that proxy, second build",
     "proxy warm line": "proxy warm's docker buildx build line alone, no orchestrate",
+    "proxy fresh runner": "orchestrate build through that warm proxy, pip's cache emptied "
+    "(a new CI runner: the proxy is the cache host's, the runner has nothing)",
     "fallback cold": "orchestrate build --no-proxy, new (empty) cache mount",
     "fallback warm": "orchestrate build --no-proxy, that cache mount, second build",
     "fallback warm line": "fallback warm's docker buildx build line alone, no orchestrate",
@@ -78,6 +80,7 @@ class ParallelResult:
     proxy_kernel_peak: int | None
     slowest_build: float
     logs: list[str]
+    proxy: str = "cold"  # cold: a new proxy; warm: the same proxy again, holding every file
 
 
 @dataclass

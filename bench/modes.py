@@ -63,6 +63,15 @@ def one_round(session: Session, index: int, modes: dict[str, ModeResult]) -> Non
             session.measured(name, session.orchestrated(name, PROXY_PROFILE))
         )
     _line(session, modes["proxy warm line"], f"proxy-line-{i}", PROXY_PROFILE)
+    # A new runner: the proxy (the cache host's) holds every file, the runner's installer
+    # caches are empty and the install layer is not cached (issue 22).
+    session.empty_installer_caches(PROXY_PROFILE)
+    bust(fixtures.app_context)
+    session.mark()
+    name = f"proxy-fresh-runner-{i}"
+    modes["proxy fresh runner"].samples.append(
+        session.measured(name, session.orchestrated(name, PROXY_PROFILE))
+    )
     # A cache namespace never used before: the first build fills it, the second uses it.
     profile = session.profile(
         f"fallback-{i}", proxy=session.proxy_settings("unused"), namespace=f"{session.prefix}-fb{i}"
@@ -87,6 +96,7 @@ def layers(session: Session, modes: dict[str, ModeResult], last: int) -> None:
         "fallback cold": f"fallback-{last}",
         "fallback warm": f"fallback-{last}",
         "proxy warm line": PROXY_PROFILE,
+        "proxy fresh runner": PROXY_PROFILE,
         "fallback warm line": f"fallback-{last}",
     }
     for key, mode in modes.items():

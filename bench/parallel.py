@@ -15,21 +15,35 @@ from bench.model import ParallelResult
 from bench.session import Session
 
 
-def parallel(session: Session, builds: int) -> ParallelResult:
-    """Each build has a context of its own with its own bust.txt, so BuildKit cannot merge
-    them into one build."""
+def parallel(session: Session, builds: int) -> list[ParallelResult]:
+    """N builds at once through a new proxy (cold), then again through it (warm), each
+    with a context of its own and its own bust.txt, so BuildKit cannot merge them into one
+    build. One build (N = 1) is the baseline the others are judged by, in the same run."""
     settings = session.proxy_settings(f"par{builds}")
-    names = []
+    names, contexts = [], []
     for i in range(builds):
         context = session.fixtures.context_copy(f"par{builds}-{i}")
-        bust(context)
+        contexts.append(context)
         names.append(session.profile(f"par{builds}-{i}", proxy=settings, context=context))
     session.proxy_up(names[0])
+    found = []
+    for phase in ("cold", "warm"):
+        for context in contexts:
+            bust(context)
+        found.append(_together(session, settings, names, phase))
+    session.proxy_down(names[0])
+    return found
+
+
+def _together(
+    session: Session, settings: dict[str, object], names: list[str], phase: str
+) -> ParallelResult:
+    builds = len(names)
     session.upstream.mark()
     cli = session.orchestrate
     started_at: list[tuple[subprocess.Popen[bytes], Path, float]] = []
     ended: dict[int, float] = {}
-    monitor = MemoryPeak(settings["name"])
+    monitor = MemoryPeak(str(settings["name"]))
     with monitor.watch():
         started = time.perf_counter()
         for name in names:
@@ -49,7 +63,6 @@ def parallel(session: Session, builds: int) -> ParallelResult:
     downloads = session.upstream.file_downloads()
     per_file = Counter(str(r["path"]).rsplit("/", 1)[-1] for r in downloads)
     slowest = max(ended[i] - t0 for i, (_, _, t0) in enumerate(started_at))
-    session.proxy_down(names[0])
     result = ParallelResult(
         builds=builds,
         wall=wall,
@@ -63,9 +76,10 @@ def parallel(session: Session, builds: int) -> ParallelResult:
         proxy_kernel_peak=monitor.kernel_peak,
         slowest_build=slowest,
         logs=[str(log) for _, log, _ in started_at],
+        proxy=phase,
     )
     print(
-        f"bench:   parallel x{builds:<13} {wall:7.2f} s  upstream "
+        f"bench:   parallel x{builds:<3} {phase:<9} {wall:7.2f} s  upstream "
         f"{result.file_bytes / 1e6:6.1f} MB  failures {result.failures}",
         file=sys.stderr,
     )

@@ -87,9 +87,9 @@ def measure(args: argparse.Namespace, session: Session, results: Results) -> Non
     modes.layers(session, results.modes, args.runs - 1)
     stage("deciding on the fallback")
     results.timings.update(overhead.decision(session, 3 if args.quick else 5))
-    for builds in (4,) if args.quick else (4, 8):
-        stage(f"{builds} parallel builds through a cold proxy")
-        results.parallel.append(parallel.parallel(session, builds))
+    for builds in (1, 4) if args.quick else (1, 4, 8):
+        stage(f"{builds} parallel builds through a cold proxy, then through it warm")
+        results.parallel += parallel.parallel(session, builds)
 
 
 def run(args: argparse.Namespace) -> Results:
