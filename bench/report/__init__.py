@@ -44,7 +44,7 @@ def generated(runs: list[Results]) -> str:
         ("Where the time goes (medians; BuildKit's own step timings)", tables.details(runs)),
         ("Warm builds: the build's part and the orchestrator's", tables.split(runs)),
         ("The orchestrator's own cost", tables.costs(runs)),
-        ("Parallel builds through one cold proxy", tables.parallel(runs)),
+        ("Parallel builds through one proxy: cold, then warm", tables.parallel(runs)),
         ("Targets", tables.targets(runs)),
     ]
     lines: list[str] = []
