@@ -126,8 +126,9 @@ class ProxySettings(BaseModel):
     )
     cache_size: ByteSize = Field(
         20 * 1024**3,
-        description="Package files the proxy keeps (LFU eviction): bytes, or a size such as "
-        "500M or 20G (binary units, as `orchestrate proxy prune --max-size` takes).",
+        description="Package files the proxy keeps (least recently used go first): bytes, or "
+        "a size such as 500M or 20G (binary units, as `orchestrate proxy prune --max-size` "
+        "takes).",
     )
     index: HttpUrl = Field(
         "https://pypi.org/simple/", description="Upstream index the proxy mirrors."
@@ -142,8 +143,9 @@ class ProxySettings(BaseModel):
     download_timeout: float = Field(
         900,
         gt=0,
-        description="Seconds the proxy waits for a cold file before redirecting the client "
-        "upstream; high, so builds never need the upstream themselves.",
+        description="Seconds a client waits for a cold file another client is fetching (and, "
+        "where the upstream needs credentials, before proxpi redirects it upstream); high, "
+        "so builds never need the upstream themselves.",
     )
     ca_bundle: PathSetting = Field(
         "auto",

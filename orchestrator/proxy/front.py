@@ -17,6 +17,12 @@ nginx, in front, keeps every page and file it passes on disk, in the front's own
   installers' own caches (a file's 200 only: never a redirect, never an error);
   ``proxy_cache_lock`` lets one request fetch a file while the others wait for it, so
   each file is downloaded once;
+- a file is fetched by the front itself, streamed to the first client as it arrives,
+  where proxpi would download it whole before sending a byte (issue 22): proxpi keeps no
+  files (``PROXPI_CACHE_SIZE=0``) and answers a file with a redirect to the upstream's
+  URL, which the front's second server (the fetcher, on the container's loopback only)
+  follows; where the upstream needs credentials (``proxy.credentials``), which would be
+  in that URL, proxpi keeps downloading files itself and the front asks it for them;
 - ``/offline/index/`` serves the same cache without ever asking proxpi: builds use it
   when the upstream is known to be down, so no request reaches it, and a package that is
   not cached fails at once (a 404, which pip does not retry) instead of after proxpi's
@@ -61,6 +67,10 @@ LOG_PATH = f"{FRONT_DIR}/log/access.log"
 LOG_ROTATE_BYTES = 64 * 1024 * 1024
 CONF_VARIABLE = "ORCHESTRATOR_NGINX_CONF"
 LISTEN_PORT = 5000
+FETCHER_PORT = 5001  # the fetcher's, on the front container's loopback only
+# The certificates the fetcher trusts for an https upstream when no CA bundle is mounted:
+# where Debian's and Alpine's ca-certificates put them (the official nginx images both).
+SYSTEM_CERTIFICATES = "/etc/ssl/certs/ca-certificates.crt"
 DEAD_END = "127.0.0.1:9"  # nothing listens there: a proxied request fails at once
 DOCKER_DNS = "127.0.0.11"  # the engine's resolver on user-defined networks
 OFFLINE_PREFIX = "/offline"
@@ -91,6 +101,8 @@ class FrontConfig:
     download_timeout: float
     digest: str  # of the whole proxy's settings, answered at /_orchestrator/id
     name: str
+    streams: bool = True  # files fetched by the front's fetcher, not downloaded by proxpi
+    trusted_certificates: str = SYSTEM_CERTIFICATES
 
 
 def nginx_conf(config: FrontConfig) -> str:
@@ -140,6 +152,9 @@ def _values(config: FrontConfig) -> dict[str, str]:
         "not_cached_path": NOT_CACHED_PATH,
         "offline_prefix": OFFLINE_PREFIX,
         "dead_end": DEAD_END,
+        "files_from": f"http://127.0.0.1:{FETCHER_PORT}" if config.streams else "$proxpi",
+        "fetcher_port": str(FETCHER_PORT),
+        "trusted_certificates": _path(config.trusted_certificates),
     }
 
 
@@ -147,6 +162,13 @@ def _word(value: str) -> str:
     """A name as nginx's text takes it unquoted and inside a JSON string: Docker's names and
     hex digests are; anything else (a quote, a space, a semicolon) would change the syntax."""
     if value and not WORD.fullmatch(value):
+        raise ValueError(f"{value!r} cannot be written into the front's configuration")
+    return value
+
+
+def _path(value: str) -> str:
+    """An absolute path nginx's text takes unquoted: no space, quote or semicolon."""
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]+", value):
         raise ValueError(f"{value!r} cannot be written into the front's configuration")
     return value
 

@@ -14,12 +14,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy.front import (
     CONF_VARIABLE,
     FRONT_DIR,
     LISTEN_PORT,
+    SYSTEM_CERTIFICATES,
     FrontConfig,
     nginx_conf,
     start_command,
@@ -93,16 +95,27 @@ def front_volume(settings: ProxySettings) -> str:
     return f"{settings.cache_volume}-front"
 
 
+def streams_files(settings: ProxySettings) -> bool:
+    """Whether the front fetches files itself (streaming them) rather than proxpi: not when
+    the upstream needs credentials, which proxpi would put in the file URLs it redirects
+    to, and which nginx can neither take in a URL nor send otherwise."""
+    urls = (settings.index, *settings.extra_indexes)
+    return settings.credentials is None and not any("@" in urlsplit(url).netloc for url in urls)
+
+
 def proxpi_env(
     settings: ProxySettings, *, with_ca: bool, index: str | None = None
 ) -> dict[str, str]:
     """proxpi's settings that matter; its defaults lose the cache and redirect cold misses.
-    ``index``: the upstream as proxpi asks it (with the profile's credentials in it)."""
+    ``index``: the upstream as proxpi asks it (with the profile's credentials in it).
+    Where the front fetches files (``streams_files``), proxpi keeps none: size 0 makes it
+    answer each file with a redirect to the upstream's URL, at once."""
+    cache_size = settings.cache_size if not streams_files(settings) else 0
     env = {
         "PROXPI_INDEX_URL": index or settings.index,
         "PROXPI_INDEX_TTL": str(settings.index_ttl),
         "PROXPI_CACHE_DIR": CACHE_DIR,
-        "PROXPI_CACHE_SIZE": str(settings.cache_size),
+        "PROXPI_CACHE_SIZE": str(cache_size),
         "PROXPI_DOWNLOAD_TIMEOUT": str(settings.download_timeout),
         "PROXPI_CONNECT_TIMEOUT": "10",
         "PROXPI_READ_TIMEOUT": "60",
@@ -149,13 +162,14 @@ def proxy_spec(
         image=front_image or settings.front_image,
         network=settings.network,
         publish=tuple(publish),
-        volumes=((front_volume(settings), FRONT_DIR, "rw"),),
+        volumes=((front_volume(settings), FRONT_DIR, "rw"), *volumes[1:]),
         configured_image=settings.front_image,
         command=tuple(start_command()),
         role="front",
     )
-    digest = spec_digest(backend, front, nginx_conf(_front_config(settings, "")))
-    conf = nginx_conf(_front_config(settings, digest))
+    trusted = CA_TARGET if ca is not None else SYSTEM_CERTIFICATES
+    digest = spec_digest(backend, front, nginx_conf(_front_config(settings, "", trusted)))
+    conf = nginx_conf(_front_config(settings, digest, trusted))
     front = replace(front, envs={CONF_VARIABLE: conf})
     return ProxySpec(front=front, backend=backend, digest=digest)
 
@@ -168,7 +182,7 @@ def spec_digest(backend: ContainerSpec, front: ContainerSpec, conf: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _front_config(settings: ProxySettings, digest: str) -> FrontConfig:
+def _front_config(settings: ProxySettings, digest: str, trusted: str) -> FrontConfig:
     return FrontConfig(
         backend=backend_name(settings),
         backend_port=BACKEND_PORT,
@@ -177,4 +191,6 @@ def _front_config(settings: ProxySettings, digest: str) -> FrontConfig:
         download_timeout=settings.download_timeout,
         digest=digest,
         name=settings.name,
+        streams=streams_files(settings),
+        trusted_certificates=trusted,
     )

@@ -78,7 +78,8 @@ def test_report_stats_and_prune_through_the_proxy(
     assert warm["cached_bytes"] == report["fetched_bytes"]
 
     found = stats(workspace)
-    assert (found["front"]["files"], found["backend"]["files"]) == (FILES, FILES), found
+    # proxpi keeps no files: the front fetches them itself (issue 22).
+    assert (found["front"]["files"], found["backend"]["files"]) == (FILES, 0), found
     assert found["front"]["pages"] >= FILES
     assert found["traffic"]["hits"] >= FILES
     assert found["traffic"]["misses"] >= FILES
@@ -93,7 +94,6 @@ def test_report_stats_and_prune_through_the_proxy(
     after = stats(workspace)
     assert after["front"]["files"] == 0
     assert after["front"]["pages"] == found["front"]["pages"]
-    assert after["backend"]["files"] == FILES, "proxpi's volume is never pruned"
 
     again = cache_event(workspace.orchestrate("build", "app", "--fresh"))
     assert (again["fetched_files"], again["cached_files"]) == (FILES, 0)

@@ -54,6 +54,9 @@ LATEST_HTML = "application/vnd.pypi.simple.latest+html"
 HTML_FIRST = f"text/html, {JSON_TYPE};q=0.9"  # (a): was stored under the json key
 AS_JSON = "?format=application/vnd.pypi.simple.v1%2Bjson"
 SLOW_MS = 2500  # the slow upstream's delay: an online fill stays in flight this long
+BIG = "orch-front-big"  # one file large enough to be seen in flight
+BIG_BYTES = 300_000
+TRICKLE_BPS = 100_000  # the trickling upstream sends BIG in about 3 s
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ def front_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = tmp_path_factory.mktemp("front-wheels")
     for name in PROJECTS:
         make_wheel(wheels, name, "1.0", payload_bytes=20_000, seed=name)
+    make_wheel(wheels, BIG, "1.0", payload_bytes=BIG_BYTES, seed=BIG)
     tree = tmp_path_factory.mktemp("front-index")
     write_simple_index(wheels, tree)
     return tree
@@ -271,9 +275,14 @@ def test_only_a_file_s_200_is_immutable_and_a_redirect_passes_unchanged_and_unke
         "page": get(front, f"/index/{project}/", PIP),
         "missing file": get(front, f"/index/{project}/{wheel}.nothing", "*/*"),
     }
-    with started_proxy(front_upstream, tmp_path, cache_size=0) as redirecting:
-        for attempt in ("redirect", "redirect again"):
-            answers[attempt] = get(redirecting, f"/index/{project}/{wheel}", "*/*")
+    # With credentials, the front asks proxpi for files (it cannot follow a URL holding
+    # them), and proxpi's redirect reaches the client as it came.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORCH_FRONT_AUTH", "reader:not-a-secret")
+        settings = {"cache_size": 0, "credentials": {"env": "ORCH_FRONT_AUTH"}}
+        with started_proxy(front_upstream, tmp_path, **settings) as redirecting:
+            for attempt in ("redirect", "redirect again"):
+                answers[attempt] = get(redirecting, f"/index/{project}/{wheel}", "*/*")
     statuses = {kind: answer.status for kind, answer in answers.items()}
     assert statuses == {
         "file": 200,
@@ -285,8 +294,10 @@ def test_only_a_file_s_200_is_immutable_and_a_redirect_passes_unchanged_and_unke
     marks = {kind: answer.headers.get("Cache-Control") for kind, answer in answers.items()}
     assert marks == dict.fromkeys(answers) | {"file": FILE_CACHE_CONTROL}
     for attempt in ("redirect", "redirect again"):
-        location = answers[attempt].headers["Location"]
-        assert location.split("#")[0] == f"{front_upstream.host_base_url}/files/{wheel}"
+        location = urlsplit(answers[attempt].headers["Location"])
+        assert f"http://{location.hostname}:{location.port}{location.path}" == (
+            f"{front_upstream.host_base_url}/files/{wheel}"
+        )
         # Not kept by the front: the second one was asked of proxpi again.
         assert answers[attempt].headers["X-Orchestrator-Cache"] == "MISS"
 
@@ -330,3 +341,70 @@ def test_an_offline_lookup_never_waits_for_an_online_fill(
     assert offline.status == 404, f"offline: {offline.status} after {offline.seconds:.2f} s"
     assert offline.seconds < 1.0, f"offline: a 404 after {offline.seconds:.2f} s"
     assert after.status == 200, "once whole, the entry is served offline"
+
+
+# --- (d) a cold file streams, fetched once ---------------------------------------------------
+
+
+@pytest.fixture
+def trickling_upstream(network: str, front_tree: Path) -> Iterator[Upstream]:
+    """The same index, sending each body at TRICKLE_BPS: a file stays in flight a while."""
+    with Upstream(
+        front_tree, network, alias=unique_name("trickle-upstream"), rate_bps=TRICKLE_BPS
+    ) as server:
+        yield server
+
+
+def test_a_cold_file_reaches_the_first_client_while_the_upstream_still_sends_it(
+    trickling_upstream: Upstream, front_tree: Path, tmp_path: Path
+) -> None:
+    """proxpi downloads a file whole before it sends a byte (proxpi#74), so a cold install
+    through it waited for the download, then for the send; the front's fetcher passes the
+    bytes on as they come (issue 22). The upstream takes about 3 s to send the file: the
+    first bytes must reach the client while most of it is still to come, where proxpi
+    sends the rest within milliseconds of the first (it has it all by then)."""
+    wheel = wheel_filename(BIG, "1.0")
+    with started_proxy(trickling_upstream, tmp_path) as proxy:
+        trickling_upstream.mark()
+        where = urlsplit(proxy.url)
+        connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=60)
+        try:
+            connection.request("GET", f"/index/{BIG}/{wheel}", headers={"Accept": "*/*"})
+            response = connection.getresponse()
+            first = response.read(16 * 1024)
+            first_at = time.monotonic()
+            rest = response.read()
+            still_coming = time.monotonic() - first_at
+        finally:
+            connection.close()
+        again = get(proxy, f"/index/{BIG}/{wheel}", "*/*")
+    assert response.status == 200
+    sending = BIG_BYTES / TRICKLE_BPS
+    assert still_coming > sending / 3, f"the first bytes waited for the download: {sending} s"
+    assert first + rest == (front_tree / "files" / wheel).read_bytes()
+    assert again.body == first + rest
+    assert again.headers["X-Orchestrator-Cache"] == "HIT"
+    assert [r["path"] for r in trickling_upstream.file_downloads()] == [f"/files/{wheel}"]
+
+
+def test_clients_asking_at_once_for_a_cold_file_share_one_fetch(
+    trickling_upstream: Upstream, front_tree: Path, tmp_path: Path
+) -> None:
+    """The first client is streamed to; the others wait on the cache lock for the same
+    fetch, whole, rather than each starting one: the lock holds across the fetcher's
+    following of proxpi's redirect, which nginx could have released at the redirect."""
+    wheel = wheel_filename(BIG, "1.0")
+    answers: list[Answer] = []
+    with started_proxy(trickling_upstream, tmp_path) as proxy:
+        trickling_upstream.mark()
+        clients = [
+            threading.Thread(target=lambda: answers.append(get(proxy, f"/index/{BIG}/{wheel}")))
+            for _ in range(4)
+        ]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(60)
+    expected = (front_tree / "files" / wheel).read_bytes()
+    assert [(a.status, a.body == expected) for a in answers] == [(200, True)] * 4
+    assert [r["path"] for r in trickling_upstream.file_downloads()] == [f"/files/{wheel}"]

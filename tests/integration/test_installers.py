@@ -274,9 +274,9 @@ def test_proxy_mode_fetches_each_file_once_and_a_fresh_rebuild_none(
     assert sorted(per_file(run.cold.downloads).items()) == [(path, 1) for path in FILES], (
         "six installers, one upstream fetch per file"
     )
-    inspected = docker.container.inspect(f"{proxy_cleanup['name']}-backend")
-    backend = (inspected.network_settings.networks or {})[proxy_cleanup["network"]].ip_address
-    assert {r["client"] for r in run.cold.downloads} == {backend}, "only proxpi fetched"
+    inspected = docker.container.inspect(proxy_cleanup["name"])
+    front = (inspected.network_settings.networks or {})[proxy_cleanup["network"]].ip_address
+    assert {r["client"] for r in run.cold.downloads} == {front}, "only the front fetched"
     assert run.fresh.downloads == [], "with every installer cache empty, the proxy served all"
     assert intact(run.cold.report) == dict.fromkeys(INSTALLERS, INSTALLED)
     assert intact(run.fresh.report) == intact(run.cold.report)

@@ -68,11 +68,23 @@ def test_cache_survives_second_install_restart_and_recreation(
         "orch_demo_app",
         "orch_demo_lib",
     ]
-    inspected = docker.container.inspect(f"{proxy['name']}-backend")
-    backend_ip = (inspected.network_settings.networks or {})[proxy["network"]].ip_address
-    # Besides proxpi, orchestrate asks only whether the upstream is up: a HEAD of its root.
-    others = {(r["method"], r["path"]) for r in upstream.requests() if r["client"] != backend_ip}
-    assert others <= {("HEAD", "/simple/")}, "only proxpi, behind the front, fetches packages"
+    backend_ip, front_ip = (
+        (docker.container.inspect(name).network_settings.networks or {})[
+            proxy["network"]
+        ].ip_address
+        for name in (f"{proxy['name']}-backend", proxy["name"])
+    )
+    # proxpi reads the pages, the front fetches the files (streaming them, issue 22), and
+    # besides them orchestrate asks only whether the upstream is up: a HEAD of its root.
+    assert {r["client"] for r in first} == {front_ip}, "the front fetches the files"
+    pages = {r["client"] for r in upstream.requests() if r["path"].startswith("/simple/")}
+    assert backend_ip in pages
+    others = {
+        (r["method"], r["path"])
+        for r in upstream.requests()
+        if r["client"] not in (backend_ip, front_ip)
+    }
+    assert others <= {("HEAD", "/simple/")}, "only the proxy fetches packages"
 
     for action in ("again", "restart", "recreate"):
         if action == "restart":

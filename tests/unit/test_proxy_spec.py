@@ -11,11 +11,13 @@ import pytest
 
 from orchestrator import dockerfile
 from orchestrator.errors import BadInput
-from orchestrator.profiles import ProfileStore, ProxySettings
+from orchestrator.profiles import ProfileStore, ProxySettings, Secret
 from orchestrator.proxy import spec as spec_module
 from orchestrator.proxy.front import (
     CONF_VARIABLE,
+    FETCHER_PORT,
     FRONT_DIR,
+    SYSTEM_CERTIFICATES,
     FrontConfig,
     nginx_conf,
     start_command,
@@ -35,6 +37,7 @@ from orchestrator.proxy.spec import (
     proxpi_env,
     proxy_spec,
     spec_digest,
+    streams_files,
 )
 from tests.conftest import write_profile
 
@@ -53,10 +56,37 @@ def option_values(argv: tuple[str, ...], option: str) -> list[str]:
 # --- proxpi_env ---------------------------------------------------------------------------
 
 
-def test_proxpi_env_keeps_its_cache_on_the_volume() -> None:
+def test_proxpi_keeps_no_files_where_the_front_fetches_them() -> None:
+    """Size 0: proxpi redirects each file to the upstream's URL at once, and the front's
+    fetcher follows it, streaming (issue 22)."""
     env = proxpi_env(settings(), with_ca=False)
     assert env["PROXPI_CACHE_DIR"] == CACHE_DIR
-    assert env["PROXPI_CACHE_SIZE"] == str(20 * 1024**3)
+    assert env["PROXPI_CACHE_SIZE"] == "0"
+
+
+def test_proxpi_keeps_its_files_where_the_upstream_needs_credentials() -> None:
+    """The URL proxpi would redirect to carries them: nginx cannot follow it."""
+    authed = settings(credentials=Secret(env="REPO_AUTH"))
+    assert not streams_files(authed)
+    assert proxpi_env(authed, with_ca=False)["PROXPI_CACHE_SIZE"] == str(20 * 1024**3)
+    spec = proxy_spec(authed, image=IMAGE)
+    assert "proxy_pass $proxpi;\n    }\n    location /index/" in spec.front.envs[CONF_VARIABLE]
+
+
+def test_the_front_fetches_files_through_its_own_fetcher() -> None:
+    conf = proxy_spec(settings(), image=IMAGE).front.envs[CONF_VARIABLE]
+    files = conf.split('location ~ "^/index/[^/]+/[^/]+$" {', 1)[1].split("}", 1)[0]
+    assert f"proxy_pass http://127.0.0.1:{FETCHER_PORT};" in files
+    assert f"listen 127.0.0.1:{FETCHER_PORT};" in conf
+    assert f"proxy_ssl_trusted_certificate {SYSTEM_CERTIFICATES};" in conf
+
+
+def test_the_fetcher_trusts_the_ca_bundle_proxpi_is_given(tmp_path: Path) -> None:
+    """A network that intercepts TLS intercepts the front's fetches too."""
+    bundle = tmp_path / "ca.pem"
+    spec = proxy_spec(settings(ca_bundle=str(bundle)), image=IMAGE)
+    assert (str(bundle), CA_TARGET, "ro") in spec.front.volumes
+    assert f"proxy_ssl_trusted_certificate {CA_TARGET};" in spec.front.envs[CONF_VARIABLE]
 
 
 def test_proxpi_env_waits_long_for_cold_files() -> None:
@@ -226,7 +256,7 @@ def test_a_new_front_configuration_is_a_new_digest() -> None:
     spec = proxy_spec(settings(), image=IMAGE)
     backend = spec.backend
     front = replace(spec.front, envs={})  # as the digest sees it, before the text is set
-    conf = nginx_conf(spec_module._front_config(settings(), ""))
+    conf = nginx_conf(spec_module._front_config(settings(), "", SYSTEM_CERTIFICATES))
     assert spec_digest(backend, front, conf) == spec.digest
     assert spec_digest(backend, front, conf + "# new\n") != spec.digest
 
