@@ -142,14 +142,13 @@ def proxy_spec(
 ) -> ProxySpec:
     """Both containers for these settings; images default to the configured ones."""
     ca = settings.ca_bundle_path(host_ca_bundle)
-    volumes = [(settings.cache_volume, CACHE_DIR, "rw")]
-    if ca is not None:
-        volumes.append((str(ca), CA_TARGET, "ro"))
+    # Both containers fetch from the upstream: proxpi its pages, the front its files.
+    ca_mounts = ((str(ca), CA_TARGET, "ro"),) if ca is not None else ()
     backend = ContainerSpec(
         name=backend_name(settings),
         image=image or settings.image,
         network=settings.network,
-        volumes=tuple(volumes),
+        volumes=((settings.cache_volume, CACHE_DIR, "rw"), *ca_mounts),
         envs=proxpi_env(settings, with_ca=ca is not None, index=index),
         configured_image=settings.image,
         role="backend",
@@ -162,7 +161,7 @@ def proxy_spec(
         image=front_image or settings.front_image,
         network=settings.network,
         publish=tuple(publish),
-        volumes=((front_volume(settings), FRONT_DIR, "rw"), *volumes[1:]),
+        volumes=((front_volume(settings), FRONT_DIR, "rw"), *ca_mounts),
         configured_image=settings.front_image,
         command=tuple(start_command()),
         role="front",

@@ -27,6 +27,7 @@ from python_on_whales.exceptions import NoSuchContainer, NoSuchVolume
 from devsupport.index import write_simple_index
 from devsupport.upstream_container import Upstream, json_lines, temporary_network
 from devsupport.wheels import make_wheel
+from orchestrator.proxy.state import address_on
 from tests.support import corpus
 from tests.support.installers import tools_image
 
@@ -96,6 +97,13 @@ def upstream(network: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     write_simple_index(wheels, tree)
     with Upstream(tree, network) as server:
         yield server
+
+
+def address_of(container: str, network: str) -> str:
+    """A container's IP on ``network``: whose requests the upstream's log shows."""
+    address = address_on(docker.container.inspect(container), network)
+    assert address, f"{container} has no address on {network}"
+    return address
 
 
 def free_port() -> int:

@@ -16,7 +16,13 @@ from typing import Any
 from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
-from tests.integration.conftest import PIP_DOCKERFILE, Workspace, base_image, free_port
+from tests.integration.conftest import (
+    PIP_DOCKERFILE,
+    Workspace,
+    address_of,
+    base_image,
+    free_port,
+)
 
 CHECK = "venv/bin/python -c 'import orch_demo_app, orch_demo_lib; print(\"ok\")'"
 
@@ -78,10 +84,7 @@ def test_bake_builds_two_targets_through_the_proxy(
     check_images(tags)
     # Pages by proxpi, files by the front (issue 22): the proxy's two containers alone.
     addresses = {
-        (docker.container.inspect(name).network_settings.networks or {})[
-            proxy["network"]
-        ].ip_address
-        for name in (proxy["name"], f"{proxy['name']}-backend")
+        address_of(name, proxy["network"]) for name in (proxy["name"], f"{proxy['name']}-backend")
     }
     fetches = [r for r in upstream.requests() if r["method"] != "HEAD"]
     assert {r["client"] for r in fetches} <= addresses

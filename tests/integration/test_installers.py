@@ -39,7 +39,7 @@ from python_on_whales import docker
 
 from devsupport.upstream_container import Upstream, json_lines
 from orchestrator.facts import builder
-from tests.integration.conftest import TEST_LABEL, Workspace
+from tests.integration.conftest import TEST_LABEL, Workspace, address_of
 from tests.integration.test_fallback import dead_proxy, namespace
 from tests.support.installers import Projects, make_projects
 
@@ -274,8 +274,7 @@ def test_proxy_mode_fetches_each_file_once_and_a_fresh_rebuild_none(
     assert sorted(per_file(run.cold.downloads).items()) == [(path, 1) for path in FILES], (
         "six installers, one upstream fetch per file"
     )
-    inspected = docker.container.inspect(proxy_cleanup["name"])
-    front = (inspected.network_settings.networks or {})[proxy_cleanup["network"]].ip_address
+    front = address_of(proxy_cleanup["name"], proxy_cleanup["network"])
     assert {r["client"] for r in run.cold.downloads} == {front}, "only the front fetched"
     assert run.fresh.downloads == [], "with every installer cache empty, the proxy served all"
     assert intact(run.cold.report) == dict.fromkeys(INSTALLERS, INSTALLED)

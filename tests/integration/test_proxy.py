@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     PIP_DOCKERFILE,
     TOP_PACKAGE,
     Workspace,
+    address_of,
     built_mode,
     remove_proxy,
 )
@@ -68,12 +69,8 @@ def test_cache_survives_second_install_restart_and_recreation(
         "orch_demo_app",
         "orch_demo_lib",
     ]
-    backend_ip, front_ip = (
-        (docker.container.inspect(name).network_settings.networks or {})[
-            proxy["network"]
-        ].ip_address
-        for name in (f"{proxy['name']}-backend", proxy["name"])
-    )
+    backend_ip = address_of(f"{proxy['name']}-backend", proxy["network"])
+    front_ip = address_of(proxy["name"], proxy["network"])
     # proxpi reads the pages, the front fetches the files (streaming them, issue 22), and
     # besides them orchestrate asks only whether the upstream is up: a HEAD of its root.
     assert {r["client"] for r in first} == {front_ip}, "the front fetches the files"
