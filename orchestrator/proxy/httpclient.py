@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 # One request (method, URL, headers, timeout) to its status, headers and body: ``exchange``
 # below, or its stand-in that asks from the engine's side (``reach``).
 Exchange = Callable[[str, str, dict[str, str], float], tuple[int, dict[str, str], bytes]]
+# One request as an ``Exchange`` takes it: method, URL, headers, timeout.
+Ask = tuple[str, str, dict[str, str], float]
 
 
 def exchange(

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from orchestrator.errors import ProxyUnavailable
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.log import get_logger
-from orchestrator.proxy.httpclient import Exchange, exchange
+from orchestrator.proxy.httpclient import Ask, Exchange, exchange
 from orchestrator.urls import offline_url, redact, split_credentials
 
 SIMPLE_ACCEPT = (
@@ -87,9 +87,7 @@ def project_url(index_url: str, project: str) -> str:
 def probe(index_url: str, project: str, timeout: float = 2.0, *, via: Exchange = exchange) -> Probe:
     """Fetch one project's index page through the proxy, as pip would; ``via`` is how
     this process reaches it (``reach``: its own loopback, or through the engine)."""
-    bare, auth = split_credentials(index_url)
-    url = project_url(bare, project)
-    headers = {"Accept": SIMPLE_ACCEPT, "User-Agent": PROBE_AGENT, **auth}
+    _, url, headers, _ = page_ask(index_url, project, timeout)
     answer = _ask("GET", url, headers, timeout, where=url, via=via)
     if isinstance(answer, Probe):
         return answer
@@ -103,6 +101,28 @@ def probe(index_url: str, project: str, timeout: float = 2.0, *, via: Exchange =
         why = f"{url} answered 404: no project '{project}' there (check the URL, health_project)"
         return Probe(False, why, status, took)
     return Probe(False, f"{url} answered {status} ({content_type or 'no type'})", status, took)
+
+
+def page_ask(index_url: str, project: str, timeout: float) -> Ask:
+    """The request ``probe`` makes: the project's page, as pip asks for it."""
+    bare, auth = split_credentials(index_url)
+    headers = {"Accept": SIMPLE_ACCEPT, "User-Agent": PROBE_AGENT, **auth}
+    return "GET", project_url(bare, project), headers, timeout
+
+
+def identity_ask(index_url: str, timeout: float) -> Ask:
+    """The request ``identity`` makes."""
+    return "GET", _front_url(index_url, "/_orchestrator/id"), {"User-Agent": PROBE_AGENT}, timeout
+
+
+def answers_asks(index_url: str, project: str, deadline: Deadline | None = None) -> list[Ask]:
+    """The requests ``answers`` makes first when all is well (the front's identity, then
+    its cached page): to be asked together where each trip is dear (``reach.ahead``)."""
+    deadline = deadline or Deadline(None)
+    return [
+        identity_ask(index_url, max(0.05, deadline.left(IDENTITY_TIMEOUT))),
+        page_ask(offline_url(index_url), project, max(0.05, deadline.left(QUICK_TIMEOUT))),
+    ]
 
 
 def not_an_index_page(content_type: str, body: bytes) -> str | None:
@@ -170,9 +190,9 @@ def identity(index_url: str, timeout: float, *, via: Exchange = exchange) -> Ide
     """
     import json  # noqa: PLC0415
 
-    url = _front_url(index_url, "/_orchestrator/id")
+    _, url, headers, _ = identity_ask(index_url, timeout)
     try:
-        status, _, body = _request("GET", url, {"User-Agent": PROBE_AGENT}, timeout, via=via)
+        status, _, body = _request("GET", url, headers, timeout, via=via)
         data = json.loads(body) if status == 200 else None
     except TimeoutError:
         return Identity(None, f"{url} accepted the connection but did not answer", True)

@@ -9,6 +9,7 @@ remove), as the engine would. A test builds the world it needs, hands
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -98,14 +99,16 @@ class World:
         """The engine-side client (``proxy/reach.py``) run here, its URL's container name
         mapped to where that container is published on this machine's loopback."""
         self._by_id(ident)
-        python, flag, script, method, url, headers, timeout = command
+        python, flag, script, asks = command
         assert (python, flag) == ("python3", "-c"), command
-        parts = urlsplit(url)
-        port = self.published.get(parts.hostname or "")
-        if port is not None:
-            url = urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+        mapped = []
+        for method, url, headers, timeout in json.loads(asks):
+            parts = urlsplit(url)
+            port = self.published.get(parts.hostname or "")
+            here = urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}")) if port else url
+            mapped.append([method, here, headers, timeout])
         done = subprocess.run(
-            [sys.executable, "-c", script, method, url, headers, timeout],
+            [sys.executable, "-c", script, json.dumps(mapped)],
             capture_output=True,
             text=True,
             check=True,

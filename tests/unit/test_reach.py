@@ -13,6 +13,7 @@ import pytest
 from orchestrator.engine.api import using
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import reach
+from orchestrator.proxy.httpclient import Ask, exchange
 from orchestrator.report import Watcher
 from tests.support.engine import FakeEngine, absent
 from tests.support.front import Fronts, closed_port, record
@@ -66,8 +67,8 @@ def test_what_was_decided_is_remembered_per_engine_endpoint(
     assert reach.recalled(config) is None, "never across endpoints"
 
 
-def answering(said: dict[str, Any]) -> FakeEngine:
-    return FakeEngine({"container.execute": json.dumps(said) + "\n"})
+def answering(*said: dict[str, Any]) -> FakeEngine:
+    return FakeEngine({"container.execute": json.dumps(list(said)) + "\n"})
 
 
 def test_a_question_from_the_engine_s_side_goes_to_the_front_by_name() -> None:
@@ -87,12 +88,38 @@ def test_a_question_from_the_engine_s_side_goes_to_the_front_by_name() -> None:
     ident, command = call.args
     assert ident == BACKEND, "asked in proxpi's container, which has Python"
     assert command[:2] == ["python3", "-c"]
-    assert command[3:] == [
-        "GET",
-        "http://orchestrator-proxpi:5000/offline/index/demo/",
-        '{"Accept": "x"}',
-        "0.8",
+    assert json.loads(command[3]) == [
+        ["GET", "http://orchestrator-proxpi:5000/offline/index/demo/", {"Accept": "x"}, 0.8]
     ]
+
+
+def test_questions_asked_ahead_take_one_trip_to_the_engine_and_are_answered_from_it() -> None:
+    identity = {"status": 200, "headers": {}, "body": base64.b64encode(b'{"digest": "d"}').decode()}
+    page = {"status": 404, "headers": {"content-type": "text/plain"}, "body": ""}
+    fake = answering(identity, page)
+    via = reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND)
+    first: Ask = ("GET", "http://127.0.0.1:5000/_orchestrator/id", {"User-Agent": "a"}, 0.4)
+    second: Ask = ("GET", "http://127.0.0.1:5000/offline/index/demo/", {"Accept": "x"}, 0.8)
+    with using(fake):
+        asked = reach.ahead(via, [first, second])
+        assert asked(*first) == (200, {}, b'{"digest": "d"}')
+        assert asked(*second)[0] == 404
+    assert len(fake.calls) == 1, "both in one docker exec"
+    assert reach.ahead(exchange, [first]) is exchange, "no trip to save here"
+
+
+def test_a_question_skipped_after_a_timeout_is_asked_again_when_it_is_asked() -> None:
+    fake = answering({"error": "timeout"}, {"error": "skipped"})
+    via = reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND)
+    first: Ask = ("GET", "http://127.0.0.1:5000/_orchestrator/id", {}, 0.4)
+    second: Ask = ("GET", "http://127.0.0.1:5000/offline/index/demo/", {}, 0.8)
+    with using(fake):
+        asked = reach.ahead(via, [first, second])
+        with pytest.raises(TimeoutError):
+            asked(*first)
+        with pytest.raises(OSError, match="no answer"):
+            asked(*second)  # asked again on its own: the fake's two answers are not one
+    assert len(fake.calls) == 2
 
 
 @pytest.mark.parametrize(
@@ -128,13 +155,13 @@ def test_the_cache_report_reads_the_access_log_from_the_engine_s_side(front: Fro
     sizes = iter([0, len(log)])
 
     def engine_side(ident: str, command: list[str]) -> str:
-        method, url = command[3], command[4]
+        [[method, url, _, _]] = json.loads(command[3])
         assert url.startswith("http://orchestrator-proxpi:5000/_orchestrator/access.log")
         if method == "HEAD":
             said = {"status": 200, "headers": {"content-length": str(next(sizes))}, "body": ""}
         else:
             said = {"status": 206, "headers": {}, "body": base64.b64encode(log).decode()}
-        return json.dumps(said) + "\n"
+        return json.dumps([said]) + "\n"
 
     fake = FakeEngine({"container.execute": engine_side})
     with using(fake):
