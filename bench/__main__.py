@@ -17,7 +17,7 @@ from pathlib import Path
 from bench import fixtures
 
 RESULTS = fixtures.BENCH_DIR / "results"
-ENGINES = ("stock", "current")
+ENGINES = ("stock", "current", "remote")
 
 
 def _run_arguments(argv: list[str]) -> argparse.Namespace:

@@ -113,6 +113,25 @@ def _collect(started: float, chunks: Iterable[str]) -> BuildRun:
     return BuildRun(time.perf_counter() - started, True, "".join(output))
 
 
+_FETCH = """
+import json, sys, time, urllib.request
+size, started = 0, time.perf_counter()
+for url in sys.argv[1:]:
+    with urllib.request.urlopen(url, timeout=300) as response:
+        size += len(response.read())
+print(json.dumps({"bytes": size, "seconds": time.perf_counter() - started}))
+"""
+
+
+def fetch(image: str, network: str, urls: Sequence[str]) -> tuple[int, float]:
+    """(bytes, seconds) of GETs of ``urls`` one after the other, timed inside a container
+    on ``network`` of this engine: the engine's side of a link, which for an engine in
+    another network namespace (the remote one) the host cannot stand for."""
+    output = docker.run(image, ["python3", "-c", _FETCH, *urls], networks=[network], remove=True)
+    found = json.loads(str(output).strip().splitlines()[-1])
+    return int(found["bytes"]), float(found["seconds"])
+
+
 def image_present(image: str) -> bool:
     return bool(docker.image.exists(image))
 

@@ -93,12 +93,15 @@ class Fixtures:
     def total_bytes(self) -> int:
         return sum(self.files.values())
 
-    def context_copy(self, name: str) -> Path:
+    def context_copy(self, name: str, source: Path | None = None) -> Path:
         """A context of its own (for a build that runs beside others, each with its own
-        bust.txt): the app context's files, hard-linked."""
+        bust.txt): the files of ``source`` (the app context unless said), hard-linked."""
+        source = source or self.app_context
         copy = self.app_context.parent / name
-        _link_tree(self.app_context, copy)
+        _link_tree(source, copy)
         (copy / BUST).unlink(missing_ok=True)
+        for directory in (p for p in source.iterdir() if p.is_dir()):
+            _link_tree(directory, copy / directory.name)
         return copy
 
 

@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +170,9 @@ def _cgroup_dir(container_id: str) -> tuple[Path, int] | None:
         (Path("/sys/fs/cgroup/memory/docker") / container_id, 1),
         (Path("/sys/fs/cgroup/system.slice") / f"docker-{container_id}.scope", 2),
         (Path("/sys/fs/cgroup/docker") / container_id, 2),
+        # the remote engine's (scripts/engines: --cgroup-parent /orchestrator-remote)
+        (Path("/sys/fs/cgroup/memory/orchestrator-remote") / container_id, 1),
+        (Path("/sys/fs/cgroup/orchestrator-remote") / container_id, 2),
     ):
         if path.is_dir():
             return path, version
@@ -236,11 +237,11 @@ class MemoryPeak:
             self._stop.wait(0.05)
 
 
-def link_rate(upstream: Upstream, fixtures: Fixtures) -> float:
-    """Bytes per second of one big file pulled from the upstream by the host."""
+def link_rate(upstream: Upstream, fixtures: Fixtures, image: str) -> float:
+    """Bytes per second of one big file pulled from the upstream through its shaped link,
+    by a container beside it on the engine (the host cannot reach an engine's bridge in
+    another network namespace)."""
     name = max(fixtures.files, key=lambda n: fixtures.files[n])
-    url = f"{upstream.host_base_url}/files/{name}"
-    started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=300) as response:  # noqa: S310 - our upstream
-        size = len(response.read())
-    return size / (time.perf_counter() - started)
+    url = f"{upstream.base_url_inside_network}/files/{name}"
+    size, seconds = engine.fetch(image, upstream.network, [url])
+    return size / seconds

@@ -1,4 +1,5 @@
-"""N cold builds at once through one new proxy: failures, upstream bytes, proxy memory."""
+"""N builds at once: the floor's (the machine's limit: no proxy, no orchestrator), then
+through one new proxy, cold and warm: failures, upstream bytes, proxy memory."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.cli import BUILD_TIMEOUT
+from bench.engine import BuildRun
 from bench.fixtures import bust
 from bench.infra import MemoryPeak
 from bench.model import ParallelResult
@@ -16,17 +19,18 @@ from bench.session import Session
 
 
 def parallel(session: Session, builds: int) -> list[ParallelResult]:
-    """N builds at once through a new proxy (cold), then again through it (warm), each
-    with a context of its own and its own bust.txt, so BuildKit cannot merge them into one
-    build. One build (N = 1) is the baseline the others are judged by, in the same run."""
+    """N floor builds at once, then N builds at once through a new proxy (cold), then
+    again through it (warm), each with a context of its own and its own bust.txt, so
+    BuildKit cannot merge them into one build. One build (N = 1) is the baseline the others
+    are judged by, in the same run."""
     settings = session.proxy_settings(f"par{builds}")
     names, contexts = [], []
     for i in range(builds):
         context = session.fixtures.context_copy(f"par{builds}-{i}")
         contexts.append(context)
         names.append(session.profile(f"par{builds}-{i}", proxy=settings, context=context))
+    found = [_floor_together(session, builds)]
     session.proxy_up(names[0])
-    found = []
     for phase in ("cold", "warm"):
         for context in contexts:
             bust(context)
@@ -84,3 +88,48 @@ def _together(
         file=sys.stderr,
     )
     return result
+
+
+def _floor_together(session: Session, builds: int) -> ParallelResult:
+    """N floor builds at once (wheels in each context, ``pip install --no-index``): what
+    this machine takes for N installs and exports with nothing fetched and nothing of
+    orchestrator's, the limit any parallel build through the proxy is judged against.
+    One untimed round first sends each new context's wheels to BuildKit."""
+    fixtures = session.fixtures
+    contexts = [
+        fixtures.context_copy(f"par{builds}-floor-{i}", fixtures.floor_context)
+        for i in range(builds)
+    ]
+    with ThreadPoolExecutor(builds) as pool:
+        _floor_round(session, pool, contexts)
+        started = time.perf_counter()
+        runs = _floor_round(session, pool, contexts)
+        wall = time.perf_counter() - started
+    result = ParallelResult(
+        builds=builds,
+        wall=wall,
+        failures=sum(not run.ok for run in runs),
+        file_bytes=0,
+        file_gets=0,
+        per_file={},
+        ideal_bytes=0,
+        proxy_peak_usage=0,
+        proxy_peak_anon=0,
+        proxy_kernel_peak=None,
+        slowest_build=max(run.seconds for run in runs),
+        logs=[],
+        proxy="floor",
+    )
+    print(
+        f"bench:   parallel x{builds:<3} floor     {wall:7.2f} s  failures {result.failures}",
+        file=sys.stderr,
+    )
+    return result
+
+
+def _floor_round(
+    session: Session, pool: ThreadPoolExecutor, contexts: list[Path]
+) -> list[BuildRun]:
+    for context in contexts:
+        bust(context)
+    return list(pool.map(lambda context: session.raw_build(context, context.name), contexts))

@@ -83,6 +83,9 @@ def measure(args: argparse.Namespace, session: Session, results: Results) -> Non
             timings, seen = overhead.overhead(session, args.overhead_runs)
             results.timings.update(timings)
             results.facts.update(seen)
+            links = [session.proxy_link(modes.PROXY_PROFILE) for _ in range(3)]
+            results.facts["proxy_link_seconds"] = sorted(s for _, s in links)[1]
+            results.facts["proxy_link_bytes"] = links[0][0]
         session.proxy_down(modes.PROXY_PROFILE)
     modes.layers(session, results.modes, args.runs - 1)
     stage("deciding on the fallback")
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> Results:
         with Upstream(fix.index, network, name=f"{cleanup.prefix}-upstream", image=image) as up:
             results.facts["qdisc"] = infra.shape(up.name, args.rate)
             session = Session(fix, up, network, cleanup, cli, kind)
-            results.facts["link_mbit"] = infra.link_rate(up, fix) * 8 / 1e6
+            results.facts["link_mbit"] = infra.link_rate(up, fix, BASE_IMAGE) * 8 / 1e6
             measure(args, session, results)
     finally:
         stage("cleaning up")

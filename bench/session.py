@@ -31,6 +31,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _project(wheel: str) -> str:
+    """A wheel's project, normalised (PEP 503) as the proxy's file paths name it."""
+    return re.sub(r"[-_.]+", "-", wheel.split("-", 1)[0]).lower()
+
+
 def raw_env(plan: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
     """The environment the printed line needs: every ``--secret id=...,env=NAME`` fed, the
     settings one as orchestrate feeds it, the others empty (the benchmark's builds read
@@ -142,6 +147,18 @@ class Session:
         )
         if not emptied.ok or not mounts:
             raise RuntimeError(f"bench: emptying {mounts} failed:\n{emptied.output[-2000:]}")
+
+    def proxy_link(self, profile: str) -> tuple[int, float]:
+        """(bytes, seconds) of the wheels moved from the warm proxy to a container on the
+        network the profile's builds run on, at the index address they are given: the
+        link a fresh runner's install reaches the proxy through (issue 22's target is the
+        floor plus this plus 0.3 s)."""
+        plan = json.loads(
+            self.orchestrate.check(f"link-{profile}", "build", profile, "--dry-run", "--json")
+        )
+        index = plan["build_env"]["PIP_INDEX_URL"]
+        urls = [f"{index}{_project(name)}/{name}" for name in sorted(self.fixtures.files)]
+        return engine.fetch(BASE_IMAGE, plan["network"] or "default", urls)
 
     # --- one timed build -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from bench.report.chart import chart
 
 BEGIN = "<!-- generated: python -m bench report; edits between these marks are overwritten -->"
 END = "<!-- end of generated -->"
-ENGINES = ("stock", "current")
+ENGINES = ("stock", "current", "remote")
 
 
 class MarksMissing(ValueError):

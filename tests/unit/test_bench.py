@@ -207,3 +207,40 @@ def test_a_warm_build_is_split_into_the_builds_part_and_the_orchestrators() -> N
     assert "| proxy warm | stock | 4.00 | 3.60 | 1.00 | 3.60x | 4.00x | 0.40 |" in text
     found = {t.name: t for t in targets_of(results)}
     assert found["proxy warm: its buildx line alone within 1.05x of the floor"].measured == "3.60x"
+
+
+def _parallel(builds: int, phase: str, wall: float) -> ParallelResult:
+    return ParallelResult(builds, wall, 0, 0, 0, {}, 0, 0, 0, None, wall, [], phase)
+
+
+def test_parallel_targets_take_the_extra_installs_and_the_floor_from_the_same_run() -> None:
+    results = _results("stock", 1.0)
+    results.parallel = [
+        _parallel(1, "cold", 8.0),
+        _parallel(1, "warm", 2.5),
+        _parallel(4, "floor", 3.5),
+        _parallel(4, "cold", 12.5),
+        _parallel(4, "warm", 5.5),
+    ]
+    found = {t.name: t for t in targets_of(results)}
+    cold = found[
+        "4 cold builds at once within 1.2x one cold build + the extra installs "
+        "(4 warm at once minus one warm)"
+    ]
+    assert (cold.measured, cold.met) == ("12.50 s against 12.60 s", True)  # 9.6 + 3.0
+    warm = found["4 warm builds at once within 1.5x one warm build"]
+    assert (warm.measured, warm.met) == ("2.20x", False)
+    floor = found["4 floor builds (no proxy) at once within 1.5x one warm build"]
+    assert (floor.measured, floor.met) == ("1.40x", True)
+    results.parallel[3] = _parallel(4, "cold", 12.7)
+    assert not {t.name: t for t in targets_of(results)}[cold.name].met
+
+
+@pytest.mark.parametrize(("link", "met"), [(4.8, True), (4.6, False)])
+def test_a_fresh_runner_may_take_the_wheels_time_from_the_proxy(link: float, met: bool) -> None:
+    results = _results("stock", 1.0)  # floor 1.0 s, fresh runner 6.0 s
+    results.facts["proxy_link_seconds"] = link
+    name = "a fresh runner within the floor + the wheels' time from the proxy + 0.3 s"
+    found = {t.name: t for t in targets_of(results)}[name]
+    assert found.measured == f"floor + 5.00 s (wheels {link:.2f} s)"
+    assert found.met is met
