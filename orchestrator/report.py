@@ -294,6 +294,8 @@ class Watcher:
 
             known = reach.recalled_by(proxy, front) if proxy else None
             via, _ = reach.side(known)
+            if known is not None and not known.local:
+                return cls(mode, watch=accesslog.Watch.later(front, via=via))
             return cls(
                 mode,
                 watch=safely("note the access log", lambda: accesslog.Watch.start(front, via=via)),

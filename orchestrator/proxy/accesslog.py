@@ -28,6 +28,10 @@ READ_TIMEOUT = 2.0  # seconds to read the log after a build; it is on this machi
 CACHE_HITS = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
 _SEPARATORS = re.compile(r"[-_.]+")
 _CONTENT_RANGE = re.compile(r"bytes (?:\d+-\d+|\*)/(\d+)")
+_RANGE_START = re.compile(r"bytes (\d+)-")
+# The end of the log read after a build whose start was not noted (``Watch.later``): some
+# 800 requests of a build and its neighbours; more is read when all of it is that recent.
+TAIL_BYTES = 256 * 1024
 
 
 def normalize(name: str) -> str:
@@ -219,12 +223,38 @@ def read(
     return Span(tuple(parse(body.decode("utf-8", "replace"))))
 
 
+def tail(
+    index_url: str, started: float, timeout: float = READ_TIMEOUT, *, via: Exchange = exchange
+) -> Span | None:
+    """The records answered from ``started`` on, read from the log's end: its last
+    ``TAIL_BYTES``, or more when all of those are that recent (the rest may be too)."""
+    url, want = log_url(index_url), TAIL_BYTES
+    while True:
+        try:
+            status, headers, body = _request(
+                "GET", url, {"Range": f"bytes=-{want}"}, timeout, via=via
+            )
+        except (OSError, ValueError, IndexError):
+            return None
+        if status == 416:
+            return Span(())  # an empty log
+        if status not in (200, 206):
+            return None
+        records = parse(body.decode("utf-8", "replace"))  # a torn first line is skipped
+        begins = _RANGE_START.match(headers.get("content-range", ""))
+        whole = status == 200 or begins is None or int(begins.group(1)) == 0
+        if whole or (records and records[0].time < started):
+            return Span(tuple(records)).since(started)
+        want *= 8
+
+
 @dataclass(frozen=True)
 class Watch:
-    """A build's view of the log: where it stood when the build began."""
+    """A build's view of the log: where it stood when the build began (``offset``), or
+    only when (None: read from the end afterwards, one request fewer)."""
 
     index_url: str
-    offset: int
+    offset: int | None
     started: float
     via: Exchange = exchange
 
@@ -236,8 +266,16 @@ class Watch:
         offset = size(index_url, timeout, via=via)
         return None if offset is None else cls(index_url, offset, time.time(), via)
 
+    @classmethod
+    def later(cls, index_url: str, *, via: Exchange) -> Watch:
+        """Nothing asked before the build: where each question costs a trip to the engine
+        (``reach``), the log is read once, from its end, when the build is over."""
+        return cls(index_url, None, time.time(), via)
+
     def span(self, timeout: float = READ_TIMEOUT) -> Span | None:
         """What the front served since ``start``."""
+        if self.offset is None:
+            return tail(self.index_url, self.started - 1.0, timeout, via=self.via)
         found = read(self.index_url, self.offset, timeout, via=self.via)
         if found is None:
             return None

@@ -54,7 +54,8 @@ def cache_line(
 
 class Front:
     """Fixed answers by path (404 for the rest), and every path asked, in order. A GET
-    with ``Range: bytes=N-`` is answered 206 with the body from byte N, as nginx does."""
+    with ``Range: bytes=N-`` (or ``bytes=-N``) is answered 206 with the body from byte N
+    (or its last N bytes) and its Content-Range, as nginx does."""
 
     def __init__(self, routes: dict[str, Route], port: int = 0) -> None:
         self.routes = routes
@@ -65,11 +66,17 @@ class Front:
             def do_GET(self) -> None:
                 front.asked.append(self.path)
                 status, content_type, body = front.routes.get(self.path, (404, "text/plain", b""))
-                wanted = self.headers.get("Range", "")
-                if status == 200 and wanted.startswith("bytes=") and wanted.endswith("-"):
-                    start = int(wanted.removeprefix("bytes=").removesuffix("-"))
+                wanted = self.headers.get("Range", "").removeprefix("bytes=")
+                total, start = len(body), None
+                if status == 200 and wanted.endswith("-"):
+                    start = int(wanted.removesuffix("-"))
+                elif status == 200 and wanted.startswith("-"):
+                    start = max(0, total - int(wanted.removeprefix("-")))
+                if start is not None:
                     status, body = 206, body[start:]
                 self.send_response(status)
+                if start is not None:
+                    self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

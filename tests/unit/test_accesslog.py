@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from orchestrator.builds import execute as execution
 from orchestrator.plan.model import BuildPlan, Decision
 from orchestrator.proxy import accesslog
 from orchestrator.proxy.probe import PROBE_AGENT
+from tests.support.front import Fronts, record
 
 
 def line(uri: str, status: int = 200, cache: str = "HIT", upstream: str = "", **more: Any) -> str:
@@ -153,3 +155,31 @@ def test_proxy_failure_names_what_the_proxy_answered() -> None:
         "the build of profile 'app' failed: the proxy could not serve orch-x (answered 502): "
         "see `orchestrate proxy logs`"
     )
+
+
+def test_the_end_of_the_log_is_read_and_more_of_it_when_all_of_that_is_recent(
+    front: Fronts,
+) -> None:
+    """A build whose start was not noted (the engine is elsewhere) reads the log's end once
+    it is over; when every record there is from the build's time, more is read."""
+    now = time.time()
+    old = [record(f"/index/old/old-{i}.whl", at=now - 600) for i in range(1500)]
+    recent = [record(f"/index/new/new-{i}.whl", at=now) for i in range(1500)]
+    served = front({})
+    served.logs(*old, *recent)
+    assert len(json.dumps(recent[0])) * len(recent) > accesslog.TAIL_BYTES, "more than the tail"
+    span = accesslog.tail(served.url, now - 1.0)
+    assert span is not None
+    assert len(span.records) == len(recent)
+    assert all(r.project == "new" for r in span.records)
+    assert len(served.asked) == 2, "the tail, then eight times as much"
+
+
+def test_a_short_log_is_read_whole_from_its_end(front: Fronts) -> None:
+    now = time.time()
+    served = front({})
+    served.logs(record("/index/a/a-1.whl", at=now - 60), record("/index/b/b-1.whl", at=now))
+    span = accesslog.tail(served.url, now - 1.0)
+    assert span is not None
+    assert [r.project for r in span.records] == ["b"]
+    assert len(served.asked) == 1
