@@ -105,14 +105,13 @@ def _proxy(key: ProxyKey | None) -> ProxyFacts | None:
     via, where = reach.side(known)
     upstream = probe.UpstreamCheck(key.index, key.remember, via=via, side=where)
     try:
-        checked = probe.answers(
+        checked = reach.answers(
+            known,
             key.host_url,
             key.health_project,
             key.digest,
             name=key.name,
             deadline=deadline,
-            host=known.front_host,
-            via=known.exchange,
         )
         found = (
             ProxyFacts(healthy=True, reason=checked.reason, digest=key.digest) if checked else None

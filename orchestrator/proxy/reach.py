@@ -33,7 +33,14 @@ from orchestrator.errors import HandledError
 from orchestrator.facts.host import engine_endpoint
 from orchestrator.proxy.front import LISTEN_PORT
 from orchestrator.proxy.httpclient import Ask, Exchange, exchange
-from orchestrator.proxy.probe import IDENTITY_TIMEOUT, identity
+from orchestrator.proxy.probe import (
+    IDENTITY_TIMEOUT,
+    Deadline,
+    Probe,
+    answers_asks,
+    identity,
+)
+from orchestrator.proxy.probe import answers as probe_answers
 
 if TYPE_CHECKING:
     from orchestrator.profiles import ProxySettings
@@ -113,7 +120,7 @@ class ThroughEngine:
         argv = ["python3", "-c", ENGINE_SIDE_CLIENT, json.dumps(rewritten)]
         failures: tuple[type[Exception], ...] = (*engine.absent_errors(), HandledError)
         try:
-            said = engine.execute("ask the proxy from the engine's side", self.backend_id, argv)
+            said = engine.execute(_asking(asks), self.backend_id, argv)
         except failures as exc:
             # The proxy is gone or the engine said no: as unreachable as a refused port.
             raise OSError(f"from the engine's side: {exc}") from None
@@ -124,6 +131,12 @@ class ThroughEngine:
         if parts.netloc == self.published:
             return urlunsplit(parts._replace(netloc=self.front))
         return url
+
+
+def _asking(asks: Sequence[Ask]) -> str:
+    """What one exec asks, as its log line says it: each request's method and path."""
+    paths = ", ".join(f"{method} {urlsplit(url).path}" for method, url, _, _ in asks)
+    return f"ask the proxy from the engine's side: {paths}"
 
 
 class Ahead:
@@ -153,6 +166,29 @@ def ahead(via: Exchange, asks: Sequence[Ask]) -> Exchange:
         return Ahead(via, asks)
     except OSError:
         return via  # each is asked again, and fails as it would have
+
+
+def answers(
+    known: Reach,
+    index_url: str,
+    project: str,
+    digest: str,
+    *,
+    name: str,
+    deadline: Deadline | None = None,
+) -> Probe | None:
+    """``probe.answers`` of the front as it was decided to be reached, its first questions
+    asked together from the engine's side."""
+    asks = answers_asks(index_url, project, deadline)
+    return probe_answers(
+        index_url,
+        project,
+        digest,
+        name=name,
+        deadline=deadline,
+        host=known.front_host,
+        via=ahead(known.exchange, asks),
+    )
 
 
 def _key(ask: Ask) -> str:

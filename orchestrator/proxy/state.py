@@ -16,7 +16,7 @@ from orchestrator.facts import host
 from orchestrator.facts.model import ProxyFacts
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import reach
-from orchestrator.proxy.probe import Deadline, Probe, answers, answers_asks, probe, served
+from orchestrator.proxy.probe import Deadline, Probe, probe, served
 from orchestrator.proxy.spec import (
     CONFIG_LABEL,
     OWNER,
@@ -218,15 +218,13 @@ def answering(settings: ProxySettings, deadline: Deadline | None = None) -> Prox
     if known is None:
         return None  # not yet decided for this engine: the engine says which front is ours
     digest = wanted_spec(settings).digest
-    asks = answers_asks(settings.host_url, settings.health_project, deadline)
-    checked = answers(
+    checked = reach.answers(
+        known,
         settings.host_url,
         settings.health_project,
         digest,
         name=settings.name,
         deadline=deadline,
-        host=known.front_host,
-        via=reach.ahead(known.exchange, asks),
     )
     if checked is None:
         return None

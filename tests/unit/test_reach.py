@@ -173,3 +173,25 @@ def test_the_cache_report_reads_the_access_log_from_the_engine_s_side(front: Fro
     assert made.traffic is not None
     assert (made.traffic.cached.files, made.traffic.cached.bytes) == (1, 5000)
     assert [c.args[0] for c in fake.made("container.execute")] == [BACKEND], "one trip"
+
+
+def test_a_repeated_build_asks_the_front_s_identity_and_page_in_one_trip() -> None:
+    """The check every repeated build makes (``reach.answers``: the remembered plan's and
+    the proxy's quick path alike), from the engine's side: one docker exec, not two."""
+    said = {"digest": "d1", "host": FRONT[:12]}
+    identity = {"status": 200, "headers": {}, "body": b64(json.dumps(said).encode())}
+    html = b'<a href="demo-1.0-py3-none-any.whl#sha256=ab">demo-1.0-py3-none-any.whl</a>'
+    page = {"status": 200, "headers": {"content-type": "text/html"}, "body": b64(html)}
+    fake = answering(identity, page)
+    known = reach.Reach(
+        False, reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND), "", FRONT
+    )
+    with using(fake):
+        found = reach.answers(known, "http://127.0.0.1:5000/index/", "demo", "d1", name="px")
+    assert found is not None
+    assert found.ok, found.reason
+    [call] = fake.calls
+    assert [url for _, url, _, _ in json.loads(call.args[1][3])] == [
+        "http://px:5000/_orchestrator/id",
+        "http://px:5000/offline/index/demo/",
+    ]
