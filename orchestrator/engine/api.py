@@ -42,8 +42,11 @@ class Engine(Protocol):
         """Run a command attached to the terminal; its exit code."""
         ...
 
-    def capture(self, action: str, argv: Sequence[str]) -> str:
-        """A short command's output; ``DockerRefused`` when it fails."""
+    def capture(
+        self, action: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> str:
+        """A short command's output (``env`` added to its environment, never logged);
+        ``DockerRefused`` when it fails."""
         ...
 
 
@@ -74,10 +77,12 @@ class DockerEngine:
 
         return process.stream(argv, env=env, interactive=interactive, on_interrupt=on_interrupt)
 
-    def capture(self, action: str, argv: Sequence[str]) -> str:
+    def capture(
+        self, action: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> str:
         from orchestrator.engine import process  # noqa: PLC0415
 
-        return process.capture(action, argv)
+        return process.capture(action, argv, env)
 
 
 class _Held:

@@ -108,13 +108,20 @@ def shell_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def capture(action: str, argv: Sequence[str]) -> str:
+def capture(action: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """A short command's output, logged as python-on-whales' calls are (``client.call``);
-    a failure is ``DockerRefused`` with the command and Docker's text in its detail."""
+    a failure is ``DockerRefused`` with the command and Docker's text in its detail.
+    ``env`` is added to this process's environment for the command, and never logged
+    (values passed by name, `docker exec -e NAME`, stay out of every argv and log)."""
     log.debug("docker", action=action, command=shlex.join(argv))
     try:
         done = subprocess.run(  # argv is built as data, never through a shell
-            list(argv), capture_output=True, text=True, check=False, timeout=CAPTURE_TIMEOUT
+            list(argv),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=CAPTURE_TIMEOUT,
+            env={**os.environ, **env} if env else None,
         )
     except FileNotFoundError:
         raise EngineUnavailable(f"{argv[0]} is not installed (run scripts/setup)") from None

@@ -45,14 +45,16 @@ from orchestrator.proxy.probe import answers as probe_answers
 if TYPE_CHECKING:
     from orchestrator.profiles import ProxySettings
 
+# The engine-side client's requests, passed in its environment by name (``engine.run_in``).
+ASKS_VARIABLE = "ORCHESTRATE_ASKS"
 # Run in the proxpi container: requests in turn, their answers as one JSON list, never a
 # failure exit (a refused or timed-out request is an answer too, told apart by "error").
 # After a timeout the rest are not asked ("skipped"): the front is hung, and each would
 # wait its own timeout for nothing.
 ENGINE_SIDE_CLIENT = """\
-import base64, http.client, json, sys, urllib.parse
+import base64, http.client, json, os, sys, urllib.parse
 found = []
-for method, url, headers, timeout in json.loads(sys.argv[1]):
+for method, url, headers, timeout in json.loads(os.environ[sys.argv[1]]):
     if found and found[-1].get("error") in ("timeout", "skipped"):
         found.append({"error": "skipped"})
         continue
@@ -117,11 +119,11 @@ class ThroughEngine:
             (method, self._to_front(url), headers, timeout)
             for method, url, headers, timeout in asks
         ]
-        argv = ["python3", "-c", ENGINE_SIDE_CLIENT, json.dumps(rewritten)]
-        failures: tuple[type[Exception], ...] = (*engine.absent_errors(), HandledError)
+        argv = ["python3", "-c", ENGINE_SIDE_CLIENT, ASKS_VARIABLE]
+        passed = {ASKS_VARIABLE: json.dumps(rewritten)}  # headers may carry credentials
         try:
-            said = engine.execute(_asking(asks), self.backend_id, argv)
-        except failures as exc:
+            said = engine.run_in(_asking(asks), self.backend_id, argv, passed)
+        except HandledError as exc:
             # The proxy is gone or the engine said no: as unreachable as a refused port.
             raise OSError(f"from the engine's side: {exc}") from None
         return _answers(said, len(asks))

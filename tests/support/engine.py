@@ -116,9 +116,9 @@ class Call:
 class FakeEngine:
     """Stands where ``DockerEngine`` does. ``answers`` by verb (see the module docstring);
     ``exit_codes`` for ``stream`` in turn (0 when none is left); ``captured`` by the
-    command's words joined with spaces; ``while_streaming``, if given, is called with a
-    streamed command's argv and its ``on_interrupt`` while it "runs" (to press Ctrl-C,
-    send SIGTERM, or look at what exists during the command)."""
+    command's words joined with spaces, else ``capturing`` if given; ``while_streaming``,
+    if given, is called with a streamed command's argv and its ``on_interrupt`` while it
+    "runs" (to press Ctrl-C, send SIGTERM, or look at what exists during the command)."""
 
     answers: dict[str, Any] = field(default_factory=dict)
     exit_codes: list[int] = field(default_factory=list)
@@ -126,6 +126,8 @@ class FakeEngine:
     calls: list[Call] = field(default_factory=list)
     streamed: list[tuple[str, ...]] = field(default_factory=list)
     while_streaming: Callable[[tuple[str, ...], Callable[[], None] | None], None] | None = None
+    # answers a captured command that ``captured`` does not name: (argv, env) -> its output
+    capturing: Callable[[tuple[str, ...], dict[str, str]], str] | None = None
 
     def client(self) -> Any:
         return _Noun(self, "")
@@ -144,9 +146,13 @@ class FakeEngine:
             self.while_streaming(tuple(argv), on_interrupt)
         return self.exit_codes.pop(0) if self.exit_codes else 0
 
-    def capture(self, action: str, argv: Sequence[str]) -> str:
-        self.calls.append(Call("capture", tuple(argv)))
+    def capture(
+        self, action: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> str:
+        self.calls.append(Call("capture", tuple(argv), {"env": dict(env)} if env else {}))
         key = " ".join(argv)
+        if key not in self.captured and self.capturing is not None:
+            return self.capturing(tuple(argv), dict(env or {}))
         if key not in self.captured:
             raise AssertionError(f"unscripted command: {key}")
         found = self.captured[key]

@@ -10,6 +10,7 @@ remove), as the engine would. A test builds the world it needs, hands
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator.errors import DockerRefused
 from tests.support.engine import FakeEngine, absent, container
 
 
@@ -52,7 +54,21 @@ class World:
 
     def engine(self, overrides: Mapping[str, Any] | None = None) -> FakeEngine:
         """A fake engine answering from this world; ``overrides`` replace verbs."""
-        return FakeEngine({**self.answers(), **(overrides or {})})
+        return FakeEngine({**self.answers(), **(overrides or {})}, capturing=self.capture)
+
+    def capture(self, argv: tuple[str, ...], env: dict[str, str]) -> str:
+        """`docker exec -e NAME... ID COMMAND` (``engine.run_in``), run as ``execute``."""
+        assert argv[:2] == ("docker", "exec"), f"unscripted command: {argv}"
+        rest, names = list(argv[2:]), []
+        while rest[0] == "-e":
+            names.append(rest[1])
+            rest = rest[2:]
+        if not any(found.id == rest[0] for found in self.containers.values()):
+            raise DockerRefused(  # as process.capture says the docker CLI's exit 1
+                "docker refused to exec: exit status 1",
+                detail=f"Error: No such container: {rest[0]}",
+            )
+        return self.execute(rest[0], rest[1:], {name: env[name] for name in names})
 
     def answers(self) -> dict[str, Any]:
         return {
@@ -95,24 +111,25 @@ class World:
             self.published.setdefault(name, int(address.rpartition(":")[2]))
         return made
 
-    def execute(self, ident: str, command: list[str]) -> str:
-        """The engine-side client (``proxy/reach.py``) run here, its URL's container name
-        mapped to where that container is published on this machine's loopback."""
+    def execute(self, ident: str, command: list[str], env: Mapping[str, str] | None = None) -> str:
+        """The engine-side client (``proxy/reach.py``) run here, its URLs' container names
+        mapped to where those containers are published on this machine's loopback."""
         self._by_id(ident)
-        python, flag, script, asks = command
+        python, flag, script, variable = command
         assert (python, flag) == ("python3", "-c"), command
         mapped = []
-        for method, url, headers, timeout in json.loads(asks):
+        for method, url, headers, timeout in json.loads((env or {})[variable]):
             parts = urlsplit(url)
             port = self.published.get(parts.hostname or "")
             here = urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}")) if port else url
             mapped.append([method, here, headers, timeout])
         done = subprocess.run(
-            [sys.executable, "-c", script, json.dumps(mapped)],
+            [sys.executable, "-c", script, variable],
             capture_output=True,
             text=True,
             check=True,
             timeout=30,
+            env={**os.environ, variable: json.dumps(mapped)},
         )
         return done.stdout
 

@@ -25,7 +25,7 @@ from orchestrator.proxy.spec import (
     PROFILE_LABEL,
     front_volume,
 )
-from tests.support.engine import absent, container, refused
+from tests.support.engine import Call, FakeEngine, absent, container, refused
 from tests.support.front import Front, Fronts, closed_port
 from tests.support.world import World
 
@@ -104,7 +104,7 @@ def test_an_absent_proxy_is_created_backend_first_each_container_started_by_id(
         f"container.start id-{FRONT}",
     ]
     assert world.volumes[config.cache_volume].labels[OWNER_LABEL] == OWNER
-    assert fake.made("container.execute"), "waited for from the engine's side"
+    assert engine_side(fake), "waited for from the engine's side"
     assert served.asked[-1] == "/_orchestrator/id", "then this machine's loopback is asked"
     assert "/_orchestrator/backend" in served.asked, "a proxy just made is waited for whole"
     assert clock.creating > 0, "the wait for a proxy this run made is counted as exempt"
@@ -209,7 +209,7 @@ def test_a_look_alike_front_is_not_taken_for_the_engine_s(front: Fronts) -> None
     assert found.reached.startswith("the engine is elsewhere")
     assert "another container (0ther0ne0000)" in found.reached
     assert fake.made("container.inspect"), "the engine was asked"
-    assert fake.made("container.execute"), "and the front asked from its side"
+    assert engine_side(fake), "and the front asked from its side"
     remembered = reach.recalled(config)
     assert remembered is not None
     assert not remembered.local, "decided again, from the evidence"
@@ -634,3 +634,8 @@ def test_logs_of_no_proxy_say_so() -> None:
     with using(World().engine()), pytest.raises(ProxyUnavailable) as info:
         state.logs(settings(5000))
     assert info.value.message == f"no proxy container named '{FRONT}'"
+
+
+def engine_side(fake: FakeEngine) -> list[Call]:
+    """The questions asked from the engine's side: `docker exec` of the client (reach)."""
+    return [c for c in fake.made("capture") if c.args[:2] == ("docker", "exec")]

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from orchestrator import log as logs
+from orchestrator.engine import process
 from orchestrator.engine.api import using
+from orchestrator.errors import DockerRefused
 from orchestrator.profiles import ProxySettings
 from orchestrator.proxy import reach
 from orchestrator.proxy.httpclient import Ask, exchange
 from orchestrator.report import Watcher
-from tests.support.engine import FakeEngine, absent
+from tests.support.engine import Call, FakeEngine
 from tests.support.front import Fronts, closed_port, record
 
 pytestmark = pytest.mark.usefixtures("private_state")  # tests/support/state.py
@@ -71,8 +74,22 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def raise_(error: Exception) -> str:
+    raise error
+
+
 def answering(*said: dict[str, Any]) -> FakeEngine:
-    return FakeEngine({"container.execute": json.dumps(list(said)) + "\n"})
+    """An engine whose engine-side client answers ``said``, one answer per request."""
+    return FakeEngine(capturing=lambda argv, env: json.dumps(list(said)) + "\n")
+
+
+def asked(call: Call) -> list[list[Any]]:
+    """The requests one `docker exec` of the engine-side client carried (in its
+    environment, by name: never in its argv)."""
+    docker, verb, flag, name, ident, python, dash_c, _, variable = call.args
+    assert (docker, verb, flag, python, dash_c) == ("docker", "exec", "-e", "python3", "-c")
+    assert (ident, name, variable) == (BACKEND, reach.ASKS_VARIABLE, reach.ASKS_VARIABLE)
+    return list(json.loads(call.kwargs["env"][name]))
 
 
 def test_a_question_from_the_engine_s_side_goes_to_the_front_by_name() -> None:
@@ -89,12 +106,10 @@ def test_a_question_from_the_engine_s_side_goes_to_the_front_by_name() -> None:
         found = via("GET", "http://127.0.0.1:5010/offline/index/demo/", {"Accept": "x"}, 0.8)
     assert found == (200, {"content-type": "application/json"}, body)
     [call] = fake.calls
-    ident, command = call.args
-    assert ident == BACKEND, "asked in proxpi's container, which has Python"
-    assert command[:2] == ["python3", "-c"]
-    assert json.loads(command[3]) == [
+    assert asked(call) == [  # in proxpi's container, which has Python
         ["GET", "http://orchestrator-proxpi:5000/offline/index/demo/", {"Accept": "x"}, 0.8]
     ]
+    assert "Accept" not in " ".join(call.args), "the requests are in no argv"
 
 
 def test_questions_asked_ahead_take_one_trip_to_the_engine_and_are_answered_from_it() -> None:
@@ -143,7 +158,8 @@ def test_a_failure_on_the_engine_s_side_is_the_failure_a_probe_knows(
 
 def test_a_proxy_gone_from_the_engine_is_unreachable_not_a_crash() -> None:
     via = reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND)
-    gone = FakeEngine({"container.execute": absent("container", BACKEND)})
+    missing = DockerRefused("docker refused to exec: exit status 1", detail="No such container")
+    gone = FakeEngine(capturing=lambda argv, env: raise_(missing))
     with using(gone), pytest.raises(OSError, match="from the engine's side"):
         via("GET", "http://127.0.0.1:5000/_orchestrator/id", {}, 0.4)
 
@@ -157,22 +173,22 @@ def test_the_cache_report_reads_the_access_log_from_the_engine_s_side(front: Fro
     assert not reach.decide(config, FRONT, BACKEND).local  # it answers with no host of ours
     log = (json.dumps(record("/index/orch/orch-1.0-py3-none-any.whl", size=5000)) + "\n").encode()
 
-    def engine_side(ident: str, command: list[str]) -> str:
-        [[method, url, headers, _]] = json.loads(command[3])
+    def engine_side(argv: tuple[str, ...], env: dict[str, str]) -> str:
+        [[method, url, headers, _]] = json.loads(env[reach.ASKS_VARIABLE])
         assert url.startswith("http://orchestrator-proxpi:5000/_orchestrator/access.log")
         assert (method, headers["Range"]) == ("GET", "bytes=-262144"), "its end, once, after"
         whole = f"bytes 0-{len(log) - 1}/{len(log)}"
         said = {"status": 206, "headers": {"content-range": whole}, "body": b64(log)}
         return json.dumps([said]) + "\n"
 
-    fake = FakeEngine({"container.execute": engine_side})
+    fake = FakeEngine(capturing=engine_side)
     with using(fake):
         watcher = Watcher.start("proxy", front=config.host_url, proxy=config.name)
         made = watcher.finish()
     assert made.source == "access-log"
     assert made.traffic is not None
     assert (made.traffic.cached.files, made.traffic.cached.bytes) == (1, 5000)
-    assert [c.args[0] for c in fake.made("container.execute")] == [BACKEND], "one trip"
+    assert [len(asked(c)) for c in fake.made("capture")] == [1], "one trip"
 
 
 def test_a_repeated_build_asks_the_front_s_identity_and_page_in_one_trip() -> None:
@@ -191,7 +207,31 @@ def test_a_repeated_build_asks_the_front_s_identity_and_page_in_one_trip() -> No
     assert found is not None
     assert found.ok, found.reason
     [call] = fake.calls
-    assert [url for _, url, _, _ in json.loads(call.args[1][3])] == [
+    assert [url for _, url, _, _ in asked(call)] == [
         "http://px:5000/_orchestrator/id",
         "http://px:5000/offline/index/demo/",
     ]
+
+
+def test_an_index_s_credentials_asked_from_the_engine_s_side_are_in_no_argv_and_no_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The upstream check from the engine's side carries the index's Authorization header:
+    passed to `docker exec` by name (-e), its value is in no command line (``ps``, the
+    engine's exec record) and in no log line, even at -v."""
+    fake = answering({"status": 200, "headers": {}, "body": ""})
+    via = reach.ThroughEngine("px", "http://127.0.0.1:5000/index/", BACKEND)
+    with using(fake):
+        via("HEAD", "https://index.example/simple/", {"Authorization": "Basic c2VjcmV0"}, 0.8)
+    [call] = fake.calls
+    assert "c2VjcmV0" not in " ".join(call.args)
+    assert asked(call)[0][2] == {"Authorization": "Basic c2VjcmV0"}, "it is in the env"
+    logs.configure("json", verbose=True)
+    try:  # the real capture: the value reaches the command, and no log line
+        said = process.capture("test", ["sh", "-c", 'echo "$ASKS"', "ASKS"], {"ASKS": "c2VjcmV0"})
+    finally:
+        logs.configure()
+    assert said == "c2VjcmV0\n"
+    logged = capsys.readouterr().err
+    assert '"event": "docker"' in logged, "the command is logged"
+    assert "c2VjcmV0" not in logged, "its environment is not"

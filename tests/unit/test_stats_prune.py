@@ -4,6 +4,7 @@ and files removed from the front's cache only, in batches, never outside it."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -55,12 +56,18 @@ def docker(listing: str = LISTING, *, running: bool = True) -> FakeEngine:
             return ""
         return listing if ident == FRONT_ID else "5000\n9000\n120\n"
 
+    def unreachable(argv: tuple[str, ...], env: dict[str, str]) -> str:
+        """The engine-side client (reach), finding nothing listening where it asks."""
+        asks = json.loads(env[argv[-1]])
+        return json.dumps([{"error": "[Errno 111] Connection refused"}] * len(asks)) + "\n"
+
     return FakeEngine(
         {
             **ENGINE_ANSWERS,
             "container.inspect": found.__getitem__,
             "container.execute": execute,
-        }
+        },
+        capturing=unreachable,
     )
 
 
