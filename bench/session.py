@@ -153,9 +153,7 @@ class Session:
         network the profile's builds run on, at the index address they are given: the
         link a fresh runner's install reaches the proxy through (issue 22's target is the
         floor plus this plus 0.3 s)."""
-        plan = json.loads(
-            self.orchestrate.check(f"link-{profile}", "build", profile, "--dry-run", "--json")
-        )
+        plan, _ = self.raw_line(f"link-{profile}", profile)
         index = plan["build_env"]["PIP_INDEX_URL"]
         urls = [f"{index}{_project(name)}/{name}" for name in sorted(self.fixtures.files)]
         return engine.fetch(BASE_IMAGE, plan["network"] or "default", urls)

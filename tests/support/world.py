@@ -46,7 +46,7 @@ class World:
         }
         self.logs: dict[str, str] = {}
         # Where each container's published port is on this machine's loopback: what the
-        # engine-side client (``container.execute`` of python3) reaches by the name.
+        # engine-side client (`docker exec` of python3, ``capture``) reaches by the name.
         self.published: dict[str, int] = dict(published or {})
         for found in self.containers.values():
             if getattr(found, "published", None) is not None:
@@ -79,7 +79,6 @@ class World:
             "container.start": self.start,
             "container.remove": self.remove,
             "container.logs": lambda ident, tail=None: self.logs.get(self._by_id(ident).name, ""),
-            "container.execute": self.execute,
             "image.exists": lambda name: name in self.images,
             "network.exists": lambda name: name in self.networks,
             "network.create": self.create_network,
